@@ -1,0 +1,248 @@
+"""The bijector contract, composition (`Chain`, `Inverse`) and interop with distrax.
+
+A jgen bijector is a Flax linen module f mapping the base space to the data space. It implements
+
+    forward_and_log_det(x, context=None) -> (y, log|det ∂f/∂x (x)|)
+    inverse_and_log_det(y, context=None) -> (x, log|det ∂f⁻¹/∂y (y)|)
+
+with log-determinants summed over the event dimensions, so they have the batch shape
+``x.shape[:-event_ndims]``. ``forward``, ``inverse`` and the two log-det functions are derived.
+``context`` carries optional conditioning (a batch of vectors); bijectors that do not use it
+ignore it.
+
+Parameters live in the Flax variables of the enclosing module, so a flow is used as
+``flow.apply(variables, x, method=...)`` and every call is a pure function that jit, vmap and
+grad see through. Bijectors whose parameters do not depend on data create them in ``setup``.
+Bijectors with data-dependent initialisation (ActNorm) override the compact ``__call__`` below
+instead; ``forward_and_log_det``/``inverse_and_log_det`` then call ``self(x, inverse=...)``.
+
+Composition order is distrax's: ``Chain([f, g])`` is f∘g, so its forward applies g first and
+its inverse applies f⁻¹ first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import distrax
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jgen.typing import Array
+
+__all__ = [
+    "Bijector",
+    "Chain",
+    "FromDistrax",
+    "Identity",
+    "Inverse",
+    "sum_rightmost",
+    "to_distrax",
+]
+
+
+def sum_rightmost(x: Array, ndims: int) -> Array:
+    """Sum the ``ndims`` trailing axes of ``x`` (a per-element log-det to a per-event one)."""
+    if ndims == 0:
+        return x
+    return jnp.sum(x, axis=tuple(range(-ndims, 0)))
+
+
+class Bijector(nn.Module):
+    """Base class of jgen bijectors (see the module docstring for the contract).
+
+    Subclasses set ``event_ndims`` (a field or a property): the number of trailing axes that form
+    one event. Log-dets are summed over exactly those axes.
+    """
+
+    def forward_and_log_det(self, x: Array, context: Array | None = None) -> tuple[Array, Array]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward_and_log_det")
+
+    def inverse_and_log_det(self, y: Array, context: Array | None = None) -> tuple[Array, Array]:
+        raise NotImplementedError(f"{type(self).__name__} has no inverse_and_log_det")
+
+    def __call__(
+        self, x: Array, context: Array | None = None, *, inverse: bool = False
+    ) -> tuple[Array, Array]:
+        """Dispatch to the forward or inverse direction; returns ``(output, log_det)``."""
+        if inverse:
+            return self.inverse_and_log_det(x, context)
+        return self.forward_and_log_det(x, context)
+
+    # Derived methods -----------------------------------------------------------------------
+    def forward(self, x: Array, context: Array | None = None) -> Array:
+        return self.forward_and_log_det(x, context)[0]
+
+    def inverse(self, y: Array, context: Array | None = None) -> Array:
+        return self.inverse_and_log_det(y, context)[0]
+
+    def forward_log_det_jacobian(self, x: Array, context: Array | None = None) -> Array:
+        return self.forward_and_log_det(x, context)[1]
+
+    def inverse_log_det_jacobian(self, y: Array, context: Array | None = None) -> Array:
+        return self.inverse_and_log_det(y, context)[1]
+
+
+class Identity(Bijector):
+    """y = x, log-det 0."""
+
+    event_ndims: int = 1
+
+    def forward_and_log_det(self, x, context=None):
+        return x, jnp.zeros(x.shape[: x.ndim - self.event_ndims], x.dtype)
+
+    def inverse_and_log_det(self, y, context=None):
+        return self.forward_and_log_det(y, context)
+
+
+class Chain(Bijector):
+    """Composition ``Chain([f1, ..., fn]) = f1 ∘ ... ∘ fn`` (distrax order).
+
+    forward:  x → fn → ... → f1 → y,   log|det J| = Σ_i log|det J_{f_i}|
+    inverse:  y → f1⁻¹ → ... → fn⁻¹ → x.
+
+    ``context`` is passed to every member. Members may change the event shape (squeeze), but all
+    must share ``event_ndims``.
+    """
+
+    bijectors: Sequence[Bijector]
+
+    def __post_init__(self):
+        if not self.bijectors:
+            raise ValueError("Chain needs at least one bijector, got an empty sequence")
+        # distrax bijectors may be listed directly; they are wrapped to sum their log-dets over
+        # the chain's event axes.
+        jgen_ndims = [_event_ndims(b) for b in self.bijectors if not _is_distrax(b)]
+        ndims = max(jgen_ndims, default=max(_event_ndims(b) for b in self.bijectors))
+        wrapped = tuple(
+            FromDistrax(b, event_ndims=ndims) if _is_distrax(b) else b for b in self.bijectors
+        )
+        object.__setattr__(self, "bijectors", wrapped)
+        super().__post_init__()
+
+    @property
+    def event_ndims(self) -> int:
+        return max(_event_ndims(b) for b in self.bijectors)
+
+    def forward_and_log_det(self, x, context=None):
+        total = 0.0
+        for b in reversed(self.bijectors):
+            x, ld = b.forward_and_log_det(x, context)
+            total = total + ld
+        return x, total
+
+    def inverse_and_log_det(self, y, context=None):
+        total = 0.0
+        for b in self.bijectors:
+            y, ld = b.inverse_and_log_det(y, context)
+            total = total + ld
+        return y, total
+
+
+class Inverse(Bijector):
+    """The inverse f⁻¹ of a bijector f: its forward is f's inverse and vice versa."""
+
+    bijector: Bijector
+
+    @property
+    def event_ndims(self) -> int:
+        return _event_ndims(self.bijector)
+
+    def forward_and_log_det(self, x, context=None):
+        return self.bijector.inverse_and_log_det(x, context)
+
+    def inverse_and_log_det(self, y, context=None):
+        return self.bijector.forward_and_log_det(y, context)
+
+
+class FromDistrax(Bijector):
+    """Use a ``distrax.Bijector`` inside jgen (e.g. in a ``Chain``).
+
+    The distrax bijector's own arrays are constants to jgen (they are not Flax parameters).
+    Its log-det, defined over ``bijector.event_ndims_in`` axes, is summed up to ``event_ndims``.
+    ``context`` is ignored.
+    """
+
+    bijector: Any  # distrax.Bijector (kept as Any: Flax fields need no type check)
+    event_ndims: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.bijector, distrax.Bijector):
+            raise TypeError(
+                f"FromDistrax expects a distrax.Bijector, got {type(self.bijector).__name__}"
+            )
+        if self.bijector.event_ndims_in > self.event_ndims:
+            raise ValueError(
+                f"the distrax bijector acts on events of {self.bijector.event_ndims_in} axes, "
+                f"more than event_ndims={self.event_ndims}"
+            )
+        super().__post_init__()
+
+    def _extra(self) -> int:
+        return self.event_ndims - self.bijector.event_ndims_in
+
+    def forward_and_log_det(self, x, context=None):
+        y, ld = self.bijector.forward_and_log_det(x)
+        return y, sum_rightmost(_broadcast_log_det(ld, x, self.bijector), self._extra())
+
+    def inverse_and_log_det(self, y, context=None):
+        x, ld = self.bijector.inverse_and_log_det(y)
+        return x, sum_rightmost(_broadcast_log_det(ld, y, self.bijector), self._extra())
+
+
+def _broadcast_log_det(ld: Array, x: Array, bijector: distrax.Bijector) -> Array:
+    # Constant-Jacobian distrax bijectors may return a log-det that is not yet broadcast.
+    shape = x.shape[: x.ndim - bijector.event_ndims_in]
+    return jnp.broadcast_to(ld, shape)
+
+
+class _BoundBijector(distrax.Bijector):
+    """A jgen bijector with bound variables, seen as a ``distrax.Bijector``."""
+
+    def __init__(self, bijector: Bijector, variables: Any, context: Array | None, event_ndims):
+        super().__init__(event_ndims_in=event_ndims)
+        self._bijector = bijector
+        self._variables = variables
+        self._context = context
+
+    def forward_and_log_det(self, x):
+        return self._bijector.apply(
+            self._variables, x, self._context, method=type(self._bijector).forward_and_log_det
+        )
+
+    def inverse_and_log_det(self, y):
+        return self._bijector.apply(
+            self._variables, y, self._context, method=type(self._bijector).inverse_and_log_det
+        )
+
+
+def to_distrax(
+    bijector: Bijector,
+    variables: Any,
+    *,
+    context: Array | None = None,
+    event_ndims: int | None = None,
+) -> distrax.Bijector:
+    """Bind ``variables`` (e.g. from ``bijector.init``) and return a ``distrax.Bijector``.
+
+    The result can be used anywhere distrax expects a bijector, e.g.
+    ``distrax.Transformed(base, to_distrax(flow_bijector, variables))``. Mutable collections
+    (batch statistics) are used in evaluation mode.
+    """
+    if event_ndims is None:
+        event_ndims = _event_ndims(bijector)
+    return _BoundBijector(bijector, variables, context, event_ndims)
+
+
+def _is_distrax(b: Any) -> bool:
+    return isinstance(b, distrax.Bijector)
+
+
+def _event_ndims(b: Any) -> int:
+    if isinstance(b, distrax.Bijector):
+        return b.event_ndims_in
+    n = getattr(b, "event_ndims", None)
+    if n is None:
+        raise AttributeError(f"{type(b).__name__} does not declare event_ndims")
+    return int(n)

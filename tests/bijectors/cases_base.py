@@ -1,0 +1,30 @@
+"""Registry cases for the core combinators and the distrax adapter."""
+
+import distrax
+import jax.numpy as jnp
+
+from jgen import bijectors as jb
+from tests.bijectors.registry import Case
+
+CASES = [
+    Case("identity", lambda: jb.Identity(event_ndims=1), (3,)),
+    Case(
+        "from_distrax_scalar_affine",
+        lambda: jb.FromDistrax(distrax.ScalarAffine(0.5, 1.5), event_ndims=1),
+        (3,),
+    ),
+    Case(
+        "chain_with_distrax_members",
+        lambda: jb.Chain(
+            [distrax.Tanh(), jb.Inverse(jb.FromDistrax(distrax.ScalarAffine(0.1, 2.0)))]
+        ),
+        (2,),
+    ),
+    Case(
+        "inverse_of_distrax_block",
+        lambda: jb.Inverse(
+            jb.FromDistrax(distrax.Block(distrax.ScalarAffine(-0.2, jnp.array(0.7)), 1))
+        ),
+        (4,),
+    ),
+]

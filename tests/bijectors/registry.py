@@ -1,0 +1,86 @@
+"""The registry of every jgen bijector, for the property tests in `test_properties.py`.
+
+Each `tests/bijectors/cases_*.py` module defines ``CASES: list[Case]``; this module collects
+them all. A new bijector joins the property suite by adding a `Case` to such a module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+
+import tests.bijectors as _pkg
+
+
+def normal_sampler(scale: float = 1.0):
+    """Inputs x ~ N(0, scale²) in the forward domain."""
+
+    def sample(key, shape, dtype):
+        return scale * jax.random.normal(key, shape, dtype)
+
+    return sample
+
+
+def uniform_sampler(low: float, high: float):
+    """Inputs x ~ U(low, high), for bijectors whose forward domain is an interval."""
+
+    def sample(key, shape, dtype):
+        return jax.random.uniform(key, shape, dtype, low, high)
+
+    return sample
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bijector configuration to property-test.
+
+    make:        builds the (unbound) bijector module.
+    event_shape: shape of one event; the tests use a batch of 3 events.
+    sample_x:    draws points of the forward domain (the base side).
+    context_dim: size of the conditioning vector, or None for unconditional bijectors.
+    init_inverse: initialise through ``inverse_and_log_det`` (data-dependent init on data).
+    rtol/atol:   float32 tolerances (float64 uses much tighter ones).
+    """
+
+    name: str
+    make: Callable
+    event_shape: tuple[int, ...]
+    sample_x: Callable = field(default_factory=normal_sampler)
+    context_dim: int | None = None
+    init_inverse: bool = False
+    rtol: float = 1e-4
+    atol: float = 1e-4
+    # Some bijectors have a non-zero volume change only up to tolerance of a power iteration or
+    # similar; they can declare a looser log-det tolerance.
+    logdet_atol: float = 1e-3
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def all_cases() -> list[Case]:
+    cases: list[Case] = []
+    for info in sorted(pkgutil.iter_modules(_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("cases_"):
+            module = importlib.import_module(f"{_pkg.__name__}.{info.name}")
+            cases.extend(module.CASES)
+    names = [c.name for c in cases]
+    duplicated = {n for n in names if names.count(n) > 1}
+    if duplicated:
+        raise ValueError(f"bijector cases must have unique names; repeated: {sorted(duplicated)}")
+    return cases
+
+
+def make_inputs(case: Case, dtype=jnp.float32, batch: int = 3, seed: int = 0):
+    """A batch of forward-domain inputs and (if any) a context, for one case."""
+    kx, kc = jax.random.split(jax.random.key(seed))
+    x = case.sample_x(kx, (batch, *case.event_shape), dtype)
+    context = None
+    if case.context_dim is not None:
+        context = jax.random.normal(kc, (batch, case.context_dim), dtype)
+    return x, context
