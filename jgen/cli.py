@@ -1,0 +1,156 @@
+"""The ``jgen`` command.
+
+    jgen list                                   experiments you can run
+    jgen train EXPERIMENT [key=value ...]       train (resumes from a checkpoint in --workdir)
+    jgen eval --workdir DIR                     evaluate the latest checkpoint on the test split
+    jgen sample --workdir DIR [--num N]         draw samples from the latest checkpoint
+
+Examples: ``jgen train realnvp_2d:moons train.steps=2000 --workdir runs/moons``;
+``jgen train realnvp_digits --smoke``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jgen", description="Deep generative models in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the experiments")
+
+    t = sub.add_parser("train", help="train an experiment")
+    t.add_argument("experiment", help="name (see `jgen list`) or path to a config .py file")
+    t.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
+    t.add_argument("--workdir", help="run directory (default runs/<experiment>)")
+    t.add_argument("--smoke", action="store_true", help="the tiny smoke variant of the config")
+    t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
+    e.add_argument("--workdir", required=True)
+    e.add_argument("--split", choices=("test", "train"), default="test")
+
+    s = sub.add_parser("sample", help="sample from the latest checkpoint of a run")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--num", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="output .npy file (default WORKDIR/samples.npy)")
+    return p
+
+
+def _restore(workdir: Path):
+    """Rebuild a run's experiment from its config.json and restore its latest checkpoint."""
+    import jax
+    from ml_collections import ConfigDict
+
+    from jgen.data import BatchStream
+    from jgen.experiment import build_experiment
+    from jgen.train import Checkpointer, TrainState, dataset_arrays, load_config
+
+    config = ConfigDict(load_config(workdir))
+    exp = build_experiment(config)
+    init_key = jax.random.split(jax.random.PRNGKey(exp.train.seed), 3)[0]
+    stream = BatchStream(dataset_arrays(exp.dataset, "train"), exp.train.batch_size, seed=0)
+    params, model_state = exp.objective.init(init_key, stream.batch(0))
+    template = TrainState.create(
+        params=params, model_state=model_state, tx=exp.tx, rng=jax.random.PRNGKey(0)
+    )
+    checkpointer = Checkpointer(workdir)
+    if checkpointer.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+    state = checkpointer.restore(template)
+    checkpointer.close()
+    return exp, state
+
+
+def _cmd_list() -> int:
+    from jgen.config import list_experiments
+
+    for name in list_experiments():
+        print(name)
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from jgen.config import load_experiment_config
+    from jgen.experiment import build_experiment, config_to_dict
+    from jgen.train import fit
+
+    config = load_experiment_config(args.experiment, args.overrides, smoke=args.smoke)
+    if args.no_progress:
+        config.train.progress = False
+    exp = build_experiment(config)
+    safe = args.experiment.replace(":", "_").replace("/", "_").removesuffix(".py")
+    workdir = Path(args.workdir or Path("runs") / (safe + ("_smoke" if args.smoke else "")))
+    result = fit(
+        exp.objective, exp.dataset, exp.tx, exp.train, workdir=workdir,
+        run_config=config_to_dict(config), resume=not args.fresh,
+        on_end=(lambda state, wd: exp.figures(state, wd)) if exp.figures else None,
+    )  # fmt: skip
+    summary = {"workdir": str(workdir), "step": int(result.state.step), **result.eval_metrics}
+    if result.stopped_early:
+        summary["stopped_early"] = result.stopped_early
+    print(json.dumps(summary))
+    return 1 if result.stopped_early else 0
+
+
+def _cmd_eval(args) -> int:
+    import jax
+
+    from jgen.train import dataset_arrays, evaluate_dataset, make_eval_step
+
+    workdir = Path(args.workdir)
+    exp, state = _restore(workdir)
+    metrics = evaluate_dataset(
+        make_eval_step(exp.objective.evaluate), state, dataset_arrays(exp.dataset, args.split),
+        batch_size=exp.train.eval_batch_size, key=jax.random.PRNGKey(0),
+    )  # fmt: skip
+    print(json.dumps({"step": int(state.step), "split": args.split, **metrics}))
+    return 0
+
+
+def _cmd_sample(args) -> int:
+    import jax
+    import numpy as np
+
+    from jgen.config import ConfigError
+
+    if args.num <= 0:
+        raise ConfigError(f"--num must be positive, got {args.num}")
+    workdir = Path(args.workdir)
+    exp, state = _restore(workdir)
+    if exp.sample is None:
+        raise ConfigError(f"experiment {exp.name!r} does not support sampling")
+    samples = exp.sample(state, jax.random.PRNGKey(args.seed), args.num)
+    out = Path(args.out or workdir / "samples.npy")
+    np.save(out, samples)
+    print(json.dumps({"samples": str(out), "shape": list(samples.shape)}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {
+        "list": lambda: _cmd_list(),
+        "train": lambda: _cmd_train(args),
+        "eval": lambda: _cmd_eval(args),
+        "sample": lambda: _cmd_sample(args),
+    }
+    from jgen.config import ConfigError
+
+    try:
+        return commands[args.command]()
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"jgen {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Data for jgen's models: 2-D toys, digits, image and tabular files, and batch streams.
+
+Host-side numpy only (no JAX). Nothing is ever downloaded: file-based sets read from ``root``
+(default ``$JGEN_DATA_DIR``, else ``./data``) and raise ``FileNotFoundError`` naming the expected
+files when they are absent.
+"""
+
+from jgen.data.batching import BatchStream, eval_batches
+from jgen.data.cifar import load_cifar10
+from jgen.data.datasets import DATASETS, Dataset, load_dataset
+from jgen.data.digits import DIGITS_NUM_LEVELS, load_digits, stratified_split
+from jgen.data.files import (
+    DATA_DIR_ENV,
+    LabelledSplits,
+    TabularSplits,
+    default_data_root,
+)
+from jgen.data.mnist import load_fashion_mnist, load_mnist, read_idx
+from jgen.data.tabular import (
+    load_bsds300,
+    load_gas,
+    load_hepmass,
+    load_miniboone,
+    load_power,
+)
+from jgen.data.toy2d import TOY_DATASETS, mixture_modes, sample_toy
+
+__all__ = [
+    "DATASETS",
+    "DATA_DIR_ENV",
+    "DIGITS_NUM_LEVELS",
+    "TOY_DATASETS",
+    "BatchStream",
+    "Dataset",
+    "LabelledSplits",
+    "TabularSplits",
+    "default_data_root",
+    "eval_batches",
+    "load_bsds300",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_gas",
+    "load_hepmass",
+    "load_miniboone",
+    "load_mnist",
+    "load_power",
+    "mixture_modes",
+    "read_idx",
+    "sample_toy",
+    "stratified_split",
+]

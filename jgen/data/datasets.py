@@ -1,0 +1,169 @@
+"""``Dataset`` and the ``load_dataset`` registry over every data set of :mod:`jgen.data`.
+
+Names (``DATASETS``):
+
+* 2-D toys (``TOY_DATASETS``): sampled with ``sample_toy``; options ``n_train`` (default 50000)
+  and ``n_test`` (default 10000); train uses the seed ``(seed, 0)``, test ``(seed, 1)``, so
+  train and test are independent draws and each ``seed`` gives a different data set.
+* ``digits``: scikit-learn's 8x8 digits, 17 levels; options ``n_test`` (300), ``split_seed`` (0).
+* ``mnist``, ``fashion_mnist``, ``cifar10``: local files, 256 levels, ``uint8`` NHWC.
+* ``power``, ``gas``, ``hepmass``, ``miniboone``, ``bsds300``: the MAF tabular sets, ``float32``,
+  with a validation split.
+
+``seed`` only affects sampled data (the toys); the splits of real data sets are fixed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from jgen.data import cifar, digits, mnist, tabular
+from jgen.data.files import LabelledSplits, TabularSplits
+from jgen.data.toy2d import TOY_DATASETS, sample_toy
+
+__all__ = ["DATASETS", "Dataset", "load_dataset"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train / test arrays (examples along axis 0) and what a model needs to know about them.
+
+    Attributes:
+      name: the registry name.
+      train, test: the examples; ``uint8`` images ``(N, H, W, C)`` for discrete image data,
+        ``float32 (N, D)`` for continuous data.
+      train_labels, test_labels: ``int32 (N,)`` class labels, or None.
+      valid: a validation split (the tabular sets), or None.
+      num_levels: number of discrete values per dimension (values ``0..num_levels - 1``: 17 for
+        digits, 256 for MNIST / CIFAR-10), or None for continuous data.
+    """
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+    train_labels: np.ndarray | None = None
+    test_labels: np.ndarray | None = None
+    valid: np.ndarray | None = None
+    num_levels: int | None = None
+
+    def __post_init__(self):
+        splits = {"train": self.train, "test": self.test}
+        if self.valid is not None:
+            splits["valid"] = self.valid
+        shapes = {key: value.shape[1:] for key, value in splits.items()}
+        if len(set(shapes.values())) != 1:
+            raise ValueError(f"{self.name}: splits have different event shapes {shapes}")
+        for data, labels, split in (
+            (self.train, self.train_labels, "train"),
+            (self.test, self.test_labels, "test"),
+        ):
+            if labels is not None and labels.shape != (len(data),):
+                raise ValueError(
+                    f"{self.name}: {split}_labels has shape {labels.shape}, expected ({len(data)},)"
+                )
+        if self.num_levels is not None and self.num_levels < 2:
+            raise ValueError(f"{self.name}: num_levels must be >= 2 or None, got {self.num_levels}")
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one example, e.g. ``(2,)`` for the toys or ``(28, 28, 1)`` for MNIST."""
+        return tuple(self.train.shape[1:])
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.num_levels is not None
+
+
+Root = str | os.PathLike[str] | None
+
+
+def _labelled(name: str, splits: LabelledSplits, num_levels: int) -> Dataset:
+    return Dataset(
+        name=name,
+        train=splits.x_train,
+        test=splits.x_test,
+        train_labels=splits.y_train,
+        test_labels=splits.y_test,
+        num_levels=num_levels,
+    )
+
+
+def _tabular(name: str, splits: TabularSplits) -> Dataset:
+    return Dataset(name=name, train=splits.train, test=splits.test, valid=splits.valid)
+
+
+def _toy_builder(name: str) -> Callable[..., Dataset]:
+    def build(root: Root, seed: int, *, n_train: int = 50_000, n_test: int = 10_000) -> Dataset:
+        del root
+        return Dataset(
+            name=name,
+            train=sample_toy(name, n_train, (seed, 0)),
+            test=sample_toy(name, n_test, (seed, 1)),
+        )
+
+    return build
+
+
+def _digits(root: Root, seed: int, *, n_test: int = 300, split_seed: int = 0) -> Dataset:
+    del root, seed
+    splits = digits.load_digits(n_test=n_test, split_seed=split_seed)
+    return _labelled("digits", splits, digits.DIGITS_NUM_LEVELS)
+
+
+def _file_builder(name: str, loader: Callable, num_levels: int | None) -> Callable[..., Dataset]:
+    def build(root: Root, seed: int) -> Dataset:
+        del seed
+        splits = loader(root)
+        if num_levels is None:
+            return _tabular(name, splits)
+        return _labelled(name, splits, num_levels)
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[..., Dataset]] = {
+    **{toy: _toy_builder(toy) for toy in TOY_DATASETS},
+    "digits": _digits,
+    "mnist": _file_builder("mnist", mnist.load_mnist, 256),
+    "fashion_mnist": _file_builder("fashion_mnist", mnist.load_fashion_mnist, 256),
+    "cifar10": _file_builder("cifar10", cifar.load_cifar10, 256),
+    "power": _file_builder("power", tabular.load_power, None),
+    "gas": _file_builder("gas", tabular.load_gas, None),
+    "hepmass": _file_builder("hepmass", tabular.load_hepmass, None),
+    "miniboone": _file_builder("miniboone", tabular.load_miniboone, None),
+    "bsds300": _file_builder("bsds300", tabular.load_bsds300, None),
+}
+
+DATASETS: tuple[str, ...] = tuple(_BUILDERS)
+
+
+def _options_of(builder: Callable[..., Dataset]) -> list[str]:
+    parameters = inspect.signature(builder).parameters.values()
+    return [p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def load_dataset(name: str, *, root: Root = None, seed: int = 0, **options) -> Dataset:
+    """Load the data set ``name`` (one of ``DATASETS``) as a :class:`Dataset`.
+
+    ``root`` is the data directory for file-based sets (default ``$JGEN_DATA_DIR`` or ``./data``),
+    ``seed`` seeds the sampled toys, ``options`` are per-data-set (see the module docstring).
+    """
+    key = name.lower() if isinstance(name, str) else name
+    if key not in _BUILDERS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    builder = _BUILDERS[key]
+    accepted = _options_of(builder)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"dataset {key!r} got unknown option(s) {unknown}; it accepts "
+            f"{accepted if accepted else 'no options'}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return builder(root, int(seed), **options)

@@ -1,0 +1,98 @@
+"""Figures: 2-D samples and densities on a grid, and image grids (matplotlib, written as PNG)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["density_grid", "grid_integral", "plot_2d", "plot_images"]
+
+
+def density_grid(
+    log_prob: Callable[[np.ndarray], np.ndarray],
+    *,
+    limit: float,
+    resolution: int = 200,
+    batch_size: int = 10_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log p on the cell centres of a ``resolution``² grid over [−limit, limit]²."""
+    edges = np.linspace(-limit, limit, resolution + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    xx, yy = np.meshgrid(centres, centres, indexing="xy")
+    points = np.stack([xx.ravel(), yy.ravel()], axis=-1).astype(np.float32)
+    values = np.concatenate(
+        [
+            np.asarray(log_prob(points[i : i + batch_size]))
+            for i in range(0, len(points), batch_size)
+        ]
+    )
+    return xx, yy, values.reshape(xx.shape)
+
+
+def grid_integral(log_density: np.ndarray, *, limit: float) -> float:
+    """Midpoint-rule integral of exp(log p) over the grid of `density_grid`."""
+    resolution = log_density.shape[0]
+    cell = (2 * limit / resolution) ** 2
+    return float(np.sum(np.exp(log_density.astype(np.float64))) * cell)
+
+
+def plot_2d(
+    path: str | Path,
+    *,
+    data: np.ndarray,
+    samples: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    limit: float,
+    title: str = "",
+) -> Path:
+    """Data, model samples and (optionally) the model density side by side."""
+    panels = 3 if grid is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 4))
+    for ax, pts, name in zip(axes[:2], (data, samples), ("data", "samples"), strict=True):
+        ax.hist2d(pts[:, 0], pts[:, 1], bins=150, range=[[-limit, limit]] * 2, cmap="viridis")
+        ax.set_title(name)
+    if grid is not None:
+        xx, yy, logp = grid
+        axes[2].pcolormesh(xx, yy, np.exp(logp), cmap="viridis", shading="auto")
+        axes[2].set_title("density")
+    for ax in axes:
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_images(
+    path: str | Path, images: np.ndarray, *, ncols: int = 10, title: str = "", vmax: float = 1.0
+) -> Path:
+    """A grid of NHWC images (values in [0, vmax]); one channel is shown in grey."""
+    images = np.clip(np.asarray(images, np.float32) / vmax, 0.0, 1.0)
+    n = len(images)
+    nrows = max(1, -(-n // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols, nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img in zip(axes.ravel(), images, strict=False):
+        if img.shape[-1] == 1:
+            ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
+        else:
+            ax.imshow(img)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,30 @@
+"""One trainer for every model family: train state, jitted steps, the loop, checkpoints."""
+
+from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
+from jgen.train.loop import FitResult, TrainConfig, dataset_arrays, evaluate_dataset, fit
+from jgen.train.step import (
+    Objective,
+    TrainState,
+    make_eval_step,
+    make_optimizer,
+    make_train_step,
+    stateless,
+)
+
+__all__ = [
+    "Checkpointer",
+    "FitResult",
+    "Objective",
+    "TrainConfig",
+    "TrainState",
+    "atomic_write_text",
+    "dataset_arrays",
+    "evaluate_dataset",
+    "fit",
+    "load_config",
+    "make_eval_step",
+    "make_optimizer",
+    "make_train_step",
+    "save_config",
+    "stateless",
+]

@@ -1,0 +1,262 @@
+"""The training loop shared by every model family.
+
+`fit` runs an `Objective` on a `Dataset`: seeded, resumable batches; the jitted step of
+`jgen.train.step` (data-parallel over all local devices when ``data_parallel``); a progress bar;
+metrics to ``workdir/metrics.jsonl`` and the console; evaluation on the whole test split;
+orbax checkpoints with resume; a checkpoint on SIGINT/SIGTERM; figures at the end.
+
+Exact resume: the batch of step t is a pure function of (seed, t) and the step key is
+fold_in(key, t), so a run resumed from the checkpoint of step t continues as if uninterrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from jgen.data import BatchStream, Dataset, eval_batches
+from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
+from jgen.train.checkpoint import Checkpointer, save_config
+from jgen.train.step import Objective, TrainState, make_eval_step, make_train_step
+
+__all__ = ["FitResult", "TrainConfig", "dataset_arrays", "evaluate_dataset", "fit"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Loop settings. Every ``*_every`` is in steps; 0 disables the periodic action."""
+
+    steps: int
+    batch_size: int
+    seed: int = 0
+    log_every: int = 100
+    eval_every: int = 0
+    eval_batch_size: int = 1000
+    checkpoint_every: int = 0
+    max_nonfinite_steps: int = 20
+    data_parallel: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "eval_batch_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("log_every", "eval_every", "checkpoint_every", "max_nonfinite_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclasses.dataclass
+class FitResult:
+    state: TrainState
+    history: list[dict[str, Any]]
+    eval_metrics: dict[str, float]
+    workdir: Path | None
+    stopped_early: str | None = None
+
+
+def dataset_arrays(dataset: Dataset, split: str) -> dict[str, np.ndarray]:
+    """The arrays of one split as a batchable dict: ``{'x': ..., 'label': ...}``."""
+    x = dataset.train if split == "train" else dataset.test
+    labels = dataset.train_labels if split == "train" else dataset.test_labels
+    arrays = {"x": x}
+    if labels is not None:
+        arrays["label"] = labels
+    return arrays
+
+
+def evaluate_dataset(
+    eval_step: Callable,
+    state: TrainState,
+    arrays: dict[str, np.ndarray],
+    *,
+    batch_size: int,
+    key: jax.Array,
+    mesh=None,
+) -> dict[str, float]:
+    """Exact means over every example of ``arrays`` of the per-example metrics of ``eval_step``."""
+    n = len(next(iter(arrays.values())))
+    if n == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    if mesh is not None:
+        batch_size = math.ceil(batch_size / mesh.size) * mesh.size
+    batch_size = min(batch_size, n if mesh is None else math.ceil(n / mesh.size) * mesh.size)
+    sums: dict[str, float] = {}
+    for i, (batch, mask) in enumerate(eval_batches(arrays, batch_size, pad=True)):
+        weight = mask.astype(np.float64)
+        placed = shard_batch(batch, mesh) if mesh is not None else batch
+        per_example = jax.device_get(eval_step(state, placed, jax.random.fold_in(key, i)))
+        for name, values in per_example.items():
+            values = np.asarray(values, np.float64)
+            if values.shape != weight.shape:
+                raise ValueError(
+                    f"evaluate must return per-example metrics of shape ({batch_size},); "
+                    f"{name!r} has shape {values.shape}"
+                )
+            sums[name] = sums.get(name, 0.0) + float(np.sum(values * weight))
+    return {name: total / n for name, total in sums.items()}
+
+
+class _StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _MetricsWriter:
+    def __init__(self, workdir: Path | None):
+        self.path = None if workdir is None else workdir / "metrics.jsonl"
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
+    host = jax.device_get(window)
+    return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+
+
+def fit(
+    objective: Objective,
+    dataset: Dataset,
+    tx,
+    config: TrainConfig,
+    *,
+    workdir: str | Path | None = None,
+    run_config: dict[str, Any] | None = None,
+    resume: bool = True,
+    on_end: Callable[[TrainState, Path | None], None] | None = None,
+) -> FitResult:
+    """Train ``objective`` on ``dataset`` with the optax transformation ``tx``.
+
+    With a ``workdir``: metrics.jsonl, config.json (``run_config``), checkpoints/ and whatever
+    ``on_end`` writes (figures). An existing checkpoint there is resumed unless ``resume=False``.
+    """
+    workdir = None if workdir is None else Path(workdir)
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if run_config is not None:
+            save_config(workdir, run_config)
+    mesh = data_mesh() if config.data_parallel else None
+    if mesh is not None and config.batch_size % mesh.size:
+        raise ValueError(
+            f"batch_size ({config.batch_size}) must be divisible by the number of devices "
+            f"({mesh.size}) for data-parallel training"
+        )
+    train_arrays = dataset_arrays(dataset, "train")
+    stream = BatchStream(train_arrays, config.batch_size, seed=config.seed)
+
+    root = jax.random.PRNGKey(config.seed)
+    init_key, train_key, eval_key = jax.random.split(root, 3)
+    params, model_state = objective.init(init_key, stream.batch(0))
+    state = TrainState.create(params=params, model_state=model_state, tx=tx, rng=train_key)
+    if mesh is not None:
+        state = jax.device_put(state, replicated_sharding(mesh))
+
+    checkpointer = Checkpointer(workdir) if workdir is not None else None
+    if checkpointer is not None and resume and checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state)
+    start = int(jax.device_get(state.step))
+
+    train_step = make_train_step(objective.loss, mesh=mesh)
+    eval_step = make_eval_step(objective.evaluate, mesh=mesh)
+    test_arrays = dataset_arrays(dataset, "test")
+    writer = _MetricsWriter(workdir)
+    history: list[dict[str, Any]] = []
+    eval_metrics: dict[str, float] = {}
+    stopped: str | None = None
+
+    def run_eval(step: int) -> dict[str, float]:
+        metrics = evaluate_dataset(
+            eval_step, state, test_arrays, batch_size=config.eval_batch_size, key=eval_key,
+            mesh=mesh,
+        )  # fmt: skip
+        record = {"step": step, "split": "test", **metrics}
+        writer.write(record)
+        history.append(record)
+        tqdm.write(f"[eval step {step}] " + _format(metrics))
+        return metrics
+
+    window: list[dict[str, jax.Array]] = []
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=config.steps, initial=start, disable=not config.progress, desc="train", unit="step"
+    )
+    with _StopSignal() as stop, bar:
+        for step in range(start, config.steps):
+            batch = stream.batch(step)
+            if mesh is not None:
+                batch = shard_batch(batch, mesh)
+            state, metrics = train_step(state, batch)
+            window.append(metrics)
+            bar.update(1)
+            done = step + 1
+            if config.log_every and (done % config.log_every == 0 or done == config.steps):
+                record = {"step": done, "split": "train", **_mean_metrics(window)}
+                record["steps_per_s"] = len(window) / (time.perf_counter() - t0)
+                window, t0 = [], time.perf_counter()
+                writer.write(record)
+                history.append(record)
+                bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss",) if k in record})
+                streak = int(jax.device_get(state.nonfinite_streak))
+                if config.max_nonfinite_steps and streak >= config.max_nonfinite_steps:
+                    stopped = (
+                        f"stopped at step {done}: {streak} consecutive steps with a non-finite "
+                        "loss or gradient (their updates were skipped, so the checkpoint "
+                        "written now holds the last good parameters)"
+                    )
+                    break
+            if config.eval_every and done % config.eval_every == 0 and done != config.steps:
+                eval_metrics = run_eval(done)
+            if checkpointer and config.checkpoint_every and done % config.checkpoint_every == 0:
+                checkpointer.save(state)
+            if stop.received:
+                stopped = f"received {stop.received} at step {done}; checkpoint written"
+                break
+
+    final_step = int(jax.device_get(state.step))
+    if checkpointer is not None:
+        checkpointer.save(state)
+    if stopped is None:
+        eval_metrics = run_eval(final_step)
+        if on_end is not None:
+            on_end(state, workdir)
+    if checkpointer is not None:
+        checkpointer.close()
+    if stopped:
+        tqdm.write(stopped)
+    return FitResult(state, history, eval_metrics, workdir, stopped)
+
+
+def _format(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
