@@ -189,6 +189,11 @@ def fit(
     start = int(jax.device_get(state.step))
 
     train_step = make_train_step(objective.loss, mesh=mesh)
+    # Simulated CPU devices share one host thread pool: if a later step's collectives are
+    # dispatched while an earlier step is still running, its participants can occupy every
+    # thread and deadlock the earlier step's all-reduce. Accelerators have a stream per device
+    # and keep full asynchronous dispatch.
+    sync_each_step = mesh is not None and mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
     eval_step = make_eval_step(objective.evaluate, mesh=mesh)
     test_arrays = dataset_arrays(dataset, "test")
     writer = _MetricsWriter(workdir)
@@ -218,6 +223,8 @@ def fit(
             if mesh is not None:
                 batch = shard_batch(batch, mesh)
             state, metrics = train_step(state, batch)
+            if sync_each_step:
+                jax.block_until_ready(metrics)
             window.append(metrics)
             bar.update(1)
             done = step + 1

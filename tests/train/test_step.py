@@ -92,6 +92,7 @@ def test_data_parallel_step_equals_single_device_step():
             b = shard_batch(batch, mesh)
         for _ in range(3):
             state, _ = step(state, b)
+            jax.block_until_ready(state)  # CPU collectives: one step in flight (see loop.py)
         return jax.device_get((state.params, state.model_state))
 
     single, parallel = run(None), run(data_mesh())

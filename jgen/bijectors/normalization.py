@@ -1,0 +1,193 @@
+"""Normalisation bijectors: `ActNorm` (Glow) and `BatchNorm` (RealNVP).
+
+Both act per feature on the last axis (the channel axis of NHWC images), so their Jacobian is
+diagonal and the log-det of one event is (number of non-feature event positions, e.g. H·W) times
+the sum over features of the per-feature log-scale.
+
+Their variables have data-dependent shapes or values, so both use the compact ``__call__``
+pattern of `jgen.bijectors.base`: ``forward_and_log_det``/``inverse_and_log_det`` call
+``self(x, context, inverse=...)``, which creates the variables on first use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jgen.bijectors.base import Bijector
+from jgen.typing import Array
+
+__all__ = ["ActNorm", "BatchNorm"]
+
+
+def _check_event_ndims(owner: str, event_ndims) -> None:
+    if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 1:
+        raise ValueError(
+            f"{owner} normalises the last (feature) axis, so event_ndims must be an int >= 1, "
+            f"got {event_ndims!r}"
+        )
+
+
+def _check_positive(owner: str, name: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
+
+
+def _check_input(owner: str, x: Array, event_ndims: int) -> None:
+    if x.ndim < event_ndims:
+        raise ValueError(
+            f"{owner}: expected inputs with at least event_ndims={event_ndims} axes, "
+            f"got shape {x.shape}"
+        )
+
+
+def _feature_moments(x: Array) -> tuple[Array, Array]:
+    """Mean and (biased) variance per feature over every axis but the last."""
+    axes = tuple(range(x.ndim - 1))
+    return jnp.mean(x, axis=axes), jnp.var(x, axis=axes)
+
+
+def _event_log_det(per_feature: Array, x: Array, event_ndims: int) -> Array:
+    """(number of non-feature event positions) · Σ_features per_feature, with the batch shape."""
+    event_shape = x.shape[x.ndim - event_ndims :]
+    per_event = math.prod(event_shape[:-1]) * jnp.sum(per_feature)
+    return jnp.broadcast_to(per_event, x.shape[: x.ndim - event_ndims]).astype(x.dtype)
+
+
+class ActNorm(Bijector):
+    """Per-feature affine map with data-dependent initialisation (Glow, Kingma & Dhariwal 2018).
+
+        forward:  y = x · exp(log_scale) + shift,      inverse:  x = (y - shift) · exp(-log_scale)
+        log|det ∂y/∂x| = n · Σ_c log_scale_c,   n = number of non-feature event positions (H·W).
+
+    ``shift`` and ``log_scale`` have shape (C,) for a last axis of size C. They are initialised
+    from the first batch seen (at ``init``) so that the output of the direction used for init has
+    zero mean and unit variance per feature over all other axes (batch and spatial):
+
+    * init through ``inverse_and_log_det(data)`` (data → noise, the usual way): shift = mean(y),
+      log_scale = log sqrt(var(y) + eps), so x = (y - mean) / sqrt(var + eps);
+    * init through ``forward_and_log_det(x)``: log_scale = -log sqrt(var(x) + eps),
+      shift = -mean(x) · exp(log_scale), so y = (x - mean) / sqrt(var + eps).
+
+    ``eps`` guards against zero variance (a constant feature). After init the parameters are
+    ordinary trainable parameters; later calls never re-estimate them.
+    """
+
+    event_ndims: int = 1
+    eps: float = 1e-6
+
+    def __post_init__(self):
+        _check_event_ndims("ActNorm", self.event_ndims)
+        _check_positive("ActNorm", "eps", self.eps)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, context=None, *, inverse=False):
+        _check_input("ActNorm", x, self.event_ndims)
+
+        def data_std(data: Array) -> tuple[Array, Array]:
+            mean, var = _feature_moments(jax.lax.stop_gradient(data))
+            return mean, jnp.sqrt(var + self.eps)
+
+        def init_log_scale(_key):
+            _, std = data_std(x)
+            return jnp.log(std) if inverse else -jnp.log(std)
+
+        def init_shift(_key):
+            mean, std = data_std(x)
+            # -mean · exp(log_scale), with the same rounded exp as the forward, so that
+            # x = mean maps to exactly 0 even when the scale is large.
+            return mean if inverse else -mean * jnp.exp(-jnp.log(std))
+
+        log_scale = self.param("log_scale", init_log_scale)
+        shift = self.param("shift", init_shift)
+        log_det = _event_log_det(log_scale, x, self.event_ndims)
+        if inverse:
+            return (x - shift) * jnp.exp(-log_scale), -log_det
+        return x * jnp.exp(log_scale) + shift, log_det
+
+    def forward_and_log_det(self, x, context=None):
+        return self(x, context, inverse=False)
+
+    def inverse_and_log_det(self, y, context=None):
+        return self(y, context, inverse=True)
+
+
+class BatchNorm(Bijector):
+    """Batch normalisation as a bijector (RealNVP, Dinh et al. 2017, appendix E).
+
+    Its inverse is the data → noise direction (per feature c of the last axis):
+
+        x = (y - μ_c) / sqrt(σ²_c + eps) · exp(log_gamma_c) + beta_c,
+        log|det ∂x/∂y| = n · Σ_c [log_gamma_c - ½ log(σ²_c + eps)],
+
+    with n the number of non-feature event positions (H·W for images); the forward is its exact
+    inverse, y = (x - beta) · exp(-log_gamma) · sqrt(σ² + eps) + μ, with minus that log-det.
+    ``log_gamma`` and ``beta`` are parameters (zeros at init); running estimates of μ and σ² live
+    in the ``batch_stats`` collection (``mean`` zeros, ``var`` ones at first).
+
+    Modes, decided by whether ``batch_stats`` is mutable (as in ``init`` and in
+    ``apply(..., mutable=['batch_stats'])``):
+
+    * train mode, inverse: μ, σ² are the statistics of the batch (mean and biased variance over
+      every axis but the last), the log-det uses them (treating them as constants, as RealNVP
+      does), and the running estimates are updated as
+      ``running ← momentum · running + (1 - momentum) · batch``. Initialising through the inverse
+      on data therefore already moves the running estimates towards the data.
+    * the forward (noise → data, i.e. sampling) always uses the running estimates and never
+      updates them, in both modes: a sample has no batch of data to normalise by.
+    * eval mode (``batch_stats`` immutable): both directions use the running estimates; the map
+      is then a fixed bijection and forward/inverse round-trip exactly.
+
+    momentum: weight of the old running value in each update. The default 0.9 averages over
+    roughly the last 1 / (1 - momentum) = 10 batches, so the estimates track the slowly changing
+    activations of a flow in training quickly; use e.g. 0.99 for smoother estimates.
+    eps: added to the variance for numerical safety.
+    """
+
+    event_ndims: int = 1
+    momentum: float = 0.9
+    eps: float = 1e-5
+
+    def __post_init__(self):
+        _check_event_ndims("BatchNorm", self.event_ndims)
+        if (
+            not isinstance(self.momentum, (int, float))
+            or isinstance(self.momentum, bool)
+            or not 0.0 <= self.momentum < 1.0
+        ):
+            raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {self.momentum!r}")
+        _check_positive("BatchNorm", "eps", self.eps)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x, context=None, *, inverse=False):
+        _check_input("BatchNorm", x, self.event_ndims)
+        shape, dtype = (x.shape[-1],), x.dtype
+        log_gamma = self.param("log_gamma", nn.initializers.zeros, shape, dtype)
+        beta = self.param("beta", nn.initializers.zeros, shape, dtype)
+        running_mean = self.variable("batch_stats", "mean", jnp.zeros, shape, dtype)
+        running_var = self.variable("batch_stats", "var", jnp.ones, shape, dtype)
+
+        if inverse and self.is_mutable_collection("batch_stats"):
+            mean, var = _feature_moments(x)
+            m = self.momentum
+            running_mean.value = m * running_mean.value + (1 - m) * jax.lax.stop_gradient(mean)
+            running_var.value = m * running_var.value + (1 - m) * jax.lax.stop_gradient(var)
+        else:
+            mean, var = running_mean.value, running_var.value
+
+        log_std = 0.5 * jnp.log(var + self.eps)
+        inverse_log_det = _event_log_det(log_gamma - log_std, x, self.event_ndims)
+        if inverse:
+            return (x - mean) * jnp.exp(log_gamma - log_std) + beta, inverse_log_det
+        return (x - beta) * jnp.exp(log_std - log_gamma) + mean, -inverse_log_det
+
+    def forward_and_log_det(self, x, context=None):
+        return self(x, context, inverse=False)
+
+    def inverse_and_log_det(self, y, context=None):
+        return self(y, context, inverse=True)

@@ -1,0 +1,114 @@
+"""Fixed permutations of the last axis: `Reverse`, `Permute` and `random_permutation`.
+
+A permutation matrix has |det| = 1, so these bijectors are volume preserving: their log-det is
+exactly 0 (an array of zeros with the batch shape ``x.shape[:-event_ndims]``). For image events
+(NHWC, ``event_ndims=3``) the last axis is the channel axis, so they permute channels.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jgen.bijectors.base import Bijector
+from jgen.typing import Array
+
+__all__ = ["Permute", "Reverse", "random_permutation"]
+
+
+def _check_event_ndims(owner: str, event_ndims) -> None:
+    if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 1:
+        raise ValueError(
+            f"{owner} permutes the last axis, so event_ndims must be an int >= 1, "
+            f"got {event_ndims!r}"
+        )
+
+
+def _zero_log_det(x: Array, event_ndims: int) -> Array:
+    return jnp.zeros(x.shape[: x.ndim - event_ndims], x.dtype)
+
+
+class Reverse(Bijector):
+    """Reverse the order of the last axis: y[..., i] = x[..., d - 1 - i]. log-det 0."""
+
+    event_ndims: int = 1
+
+    def __post_init__(self):
+        _check_event_ndims("Reverse", self.event_ndims)
+        super().__post_init__()
+
+    def forward_and_log_det(self, x, context=None):
+        return jnp.flip(x, axis=-1), _zero_log_det(x, self.event_ndims)
+
+    def inverse_and_log_det(self, y, context=None):
+        return self.forward_and_log_det(y, context)
+
+
+class Permute(Bijector):
+    """A fixed permutation of the last axis: y[..., i] = x[..., permutation[i]]. log-det 0.
+
+    ``permutation`` must contain each of 0, ..., d-1 exactly once; the inverse gathers with the
+    inverse permutation (argsort).
+    """
+
+    permutation: Sequence[int]
+    event_ndims: int = 1
+
+    def __post_init__(self):
+        perm = self.permutation
+        if isinstance(perm, (str, bytes)) or not hasattr(perm, "__iter__"):
+            raise TypeError(
+                f"Permute: permutation must be a sequence of ints, got {type(perm).__name__}"
+            )
+        try:
+            perm = tuple(operator.index(i) for i in np.asarray(perm).reshape(-1).tolist())
+        except TypeError:
+            raise TypeError(
+                f"Permute: permutation must contain ints, got {list(self.permutation)!r}"
+            ) from None
+        if np.ndim(self.permutation) != 1 or sorted(perm) != list(range(len(perm))):
+            raise ValueError(
+                "Permute: permutation must be a 1-d sequence containing each of "
+                f"0, ..., d-1 exactly once (a permutation of range(d)), got {perm!r}"
+            )
+        if not perm:
+            raise ValueError("Permute: permutation must not be empty")
+        object.__setattr__(self, "permutation", perm)
+        _check_event_ndims("Permute", self.event_ndims)
+        super().__post_init__()
+
+    def _gather(self, x: Array, indices: np.ndarray) -> Array:
+        if x.shape[-1] != len(indices):
+            raise ValueError(
+                f"Permute: permutation has {len(indices)} entries but the last axis of the "
+                f"input has size {x.shape[-1]} (input shape {x.shape})"
+            )
+        return jnp.take(x, indices, axis=-1)
+
+    def forward_and_log_det(self, x, context=None):
+        return self._gather(x, np.asarray(self.permutation)), _zero_log_det(x, self.event_ndims)
+
+    def inverse_and_log_det(self, y, context=None):
+        inverse = np.argsort(np.asarray(self.permutation))
+        return self._gather(y, inverse), _zero_log_det(y, self.event_ndims)
+
+
+def random_permutation(seed_or_key: int | Array, dim: int, *, event_ndims: int = 1) -> Permute:
+    """A `Permute` of ``dim`` features drawn uniformly at random.
+
+    ``seed_or_key`` is an int seed or a JAX PRNG key (new-style or raw uint32); the same seed
+    gives the same permutation. It must be concrete (call this outside jit: the permutation
+    becomes a constant of the module).
+    """
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ValueError(f"random_permutation: dim must be a positive int, got {dim!r}")
+    if isinstance(seed_or_key, (int, np.integer)) and not isinstance(seed_or_key, bool):
+        key = jax.random.key(int(seed_or_key))
+    else:
+        key = seed_or_key
+    perm = np.asarray(jax.random.permutation(key, dim))
+    return Permute(tuple(int(i) for i in perm), event_ndims=event_ndims)
