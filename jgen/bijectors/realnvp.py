@@ -1,0 +1,219 @@
+"""Ready-made RealNVP flows (Dinh et al. 2017) as single jgen bijectors.
+
+``realnvp``            a stack of affine couplings on vectors, with alternating parity.
+``multiscale_realnvp`` the multi-scale image architecture: checkerboard couplings, squeeze,
+                       channel couplings and factor-out at each scale.
+
+Both return a ``Chain`` whose forward maps base noise to data and whose inverse maps data to
+latents of the same shape, with one log-det (see `jgen.bijectors.base`). Members are listed
+from the data side: the inverse (data -> latent) applies the first member first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jgen.bijectors.base import Bijector, Chain, Inverse
+from jgen.bijectors.coupling import VECTOR_MASKS, AffineCoupling
+from jgen.bijectors.multiscale import FactorOut, Squeeze
+
+__all__ = ["multiscale_realnvp", "realnvp"]
+
+ConditionerFactory = Callable[[int], nn.Module]
+
+
+def _check_count(name: str, value: Any, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def _check_conditioner(owner: str, conditioner: Any) -> None:
+    if isinstance(conditioner, nn.Module) or (
+        conditioner is not None and not callable(conditioner)
+    ):
+        raise TypeError(
+            f"{owner}: conditioner must be a factory f(num_outputs) -> nn.Module (one network per "
+            f"coupling), got {type(conditioner).__name__}"
+        )
+
+
+def _normalization_factory(
+    owner: str, actnorm: bool, normalization: Callable[[], Bijector] | None, event_ndims: int
+) -> Callable[[], Bijector] | None:
+    if actnorm and normalization is not None:
+        raise ValueError(f"{owner}: pass either actnorm=True or a normalization factory, not both")
+    if normalization is not None and not callable(normalization):
+        raise TypeError(
+            f"{owner}: normalization must be a factory () -> Bijector, "
+            f"got {type(normalization).__name__}"
+        )
+    if actnorm:
+        from jgen.bijectors.normalization import ActNorm
+
+        return lambda: ActNorm(event_ndims=event_ndims)
+    return normalization
+
+
+def _with_normalization(
+    couplings: list[Bijector], normalization: Callable[[], Bijector] | None
+) -> list[Bijector]:
+    """[norm, c1, norm, c2, ...]: a fresh normalisation on the data side of every coupling."""
+    if normalization is None:
+        return couplings
+    layers: list[Bijector] = []
+    for coupling in couplings:
+        layers += [normalization(), coupling]
+    return layers
+
+
+def realnvp(
+    event_dim: int,
+    *,
+    num_layers: int = 8,
+    hidden_dims: Sequence[int] = (128, 128),
+    mask: str = "alternating",
+    context_dim: int | None = None,
+    actnorm: bool = False,
+    normalization: Callable[[], Bijector] | None = None,
+    conditioner: ConditionerFactory | None = None,
+    zero_init_last: bool = True,
+    param_dtype: Any = jnp.float32,
+) -> Chain:
+    """RealNVP on vectors of size ``event_dim``: ``num_layers`` affine couplings.
+
+    Coupling i uses ``mask`` ('alternating' or 'half') with parity i % 2, so consecutive layers
+    transform complementary coordinates. Each conditioner is ``MLP(hidden_dims)`` (or
+    ``conditioner(num_outputs)``), with a zero last layer when ``zero_init_last`` (the flow
+    starts as the identity). With ``context_dim``, every coupling requires a context of that
+    size. ``actnorm=True`` puts an ``ActNorm(event_ndims=1)`` on the data side of every coupling;
+    ``normalization`` does the same with any bijector factory (e.g. ``lambda: BatchNorm()``).
+    """
+    _check_count("realnvp: event_dim", event_dim, low=2)
+    _check_count("realnvp: num_layers", num_layers)
+    if mask not in VECTOR_MASKS:
+        raise ValueError(f"realnvp: mask must be one of {VECTOR_MASKS}, got {mask!r}")
+    _check_conditioner("realnvp", conditioner)
+    norm = _normalization_factory("realnvp", actnorm, normalization, event_ndims=1)
+    couplings = [
+        AffineCoupling(
+            (event_dim,),
+            mask,
+            parity=i % 2,
+            conditioner=conditioner,
+            context_dim=context_dim,
+            hidden_dims=tuple(hidden_dims),
+            zero_init_last=zero_init_last,
+            param_dtype=param_dtype,
+        )
+        for i in range(num_layers)
+    ]
+    return Chain(_with_normalization(couplings, norm))
+
+
+def multiscale_realnvp(
+    image_shape: Sequence[int],
+    *,
+    num_scales: int = 2,
+    num_couplings_per_scale: int = 3,
+    num_final_couplings: int = 4,
+    channels: int = 64,
+    num_blocks: int = 2,
+    context_dim: int | None = None,
+    actnorm: bool = False,
+    normalization: Callable[[], Bijector] | None = None,
+    conditioner: ConditionerFactory | None = None,
+    zero_init_last: bool = True,
+    param_dtype: Any = jnp.float32,
+) -> Chain:
+    """Multi-scale RealNVP on NHWC images of shape ``image_shape = (H, W, C)``.
+
+    Data -> latent, at each scale but the last (Dinh et al. 2017, Sec. 3.6):
+      ``num_couplings_per_scale`` checkerboard couplings (parities 0, 1, 0, ...),
+      squeeze (H, W, C) -> (H/2, W/2, 4C),
+      ``num_couplings_per_scale`` channel couplings (parities 0, 1, 0, ...),
+      factor out the first 2C channels (they are latents); the next scale gets the other 2C,
+      and a final depth-to-space puts the latents back in the shape (H, W, C).
+    The last scale: ``num_final_couplings`` checkerboard couplings.
+
+    Written as bijectors (members listed from the data side):
+        scale(H, W, C) = Chain([checkerboard couplings..., Inverse(Squeeze()),
+                                channel couplings..., FactorOut(scale(H/2, W/2, 2C)), Squeeze()])
+    so the latent has the data's shape and the model is one bijector with one log-det; the final
+    Squeeze only reorders latents, which leaves a standard normal base density unchanged.
+
+    The paper's recipe fits any C >= 1, including 1-channel 8x8 digits: checkerboard couplings
+    need no channel split, and the channel couplings come after the squeeze, which makes 4C >= 4
+    channels. With num_scales=2 on (8, 8, 1): 3 checkerboard couplings on 8x8x1, squeeze to
+    4x4x4, 3 channel couplings (2 | 2 channels), factor out 2 channels, 4 checkerboard couplings
+    on 4x4x2. H and W must be divisible by 2^(num_scales - 1), and the last scale needs at
+    least 2 pixels.
+
+    Conditioners are ``ConvResNet(channels, num_blocks)`` (or ``conditioner(num_outputs)``),
+    zero-initialised last when ``zero_init_last``. ``context_dim``, ``actnorm`` (an
+    ``ActNorm(event_ndims=3)`` on the data side of every coupling) and ``normalization`` are as
+    in `realnvp`.
+    """
+    shape = tuple(image_shape) if isinstance(image_shape, Sequence) else None
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"multiscale_realnvp: image_shape must be (H, W, C), got {image_shape!r}")
+    for name, n in zip(("H", "W", "C"), shape, strict=True):
+        _check_count(f"multiscale_realnvp: image_shape {name}", n)
+    _check_count("multiscale_realnvp: num_scales", num_scales)
+    _check_count("multiscale_realnvp: num_couplings_per_scale", num_couplings_per_scale)
+    _check_count("multiscale_realnvp: num_final_couplings", num_final_couplings)
+    h, w, _ = shape
+    factor = 2 ** (num_scales - 1)
+    if h % factor or w % factor:
+        raise ValueError(
+            f"multiscale_realnvp: with num_scales={num_scales}, H and W must be divisible by "
+            f"{factor} (one squeeze per scale but the last), got image_shape {shape}"
+        )
+    if (h // factor) * (w // factor) < 2:
+        raise ValueError(
+            f"multiscale_realnvp: the last scale would have a 1x1 image (image_shape {shape}, "
+            f"num_scales={num_scales}); use fewer scales"
+        )
+    _check_conditioner("multiscale_realnvp", conditioner)
+    norm = _normalization_factory("multiscale_realnvp", actnorm, normalization, event_ndims=3)
+
+    def coupling(event_shape, mask, parity):
+        return AffineCoupling(
+            event_shape,
+            mask,
+            parity=parity,
+            conditioner=conditioner,
+            context_dim=context_dim,
+            channels=channels,
+            num_blocks=num_blocks,
+            zero_init_last=zero_init_last,
+            param_dtype=param_dtype,
+        )
+
+    def scale(event_shape, level):
+        if level == num_scales - 1:
+            final = [
+                coupling(event_shape, "checkerboard", i % 2) for i in range(num_final_couplings)
+            ]
+            return Chain(_with_normalization(final, norm))
+        sh, sw, sc = event_shape
+        squeezed = (sh // 2, sw // 2, 4 * sc)
+        checker = [
+            coupling(event_shape, "checkerboard", i % 2) for i in range(num_couplings_per_scale)
+        ]
+        channel = [coupling(squeezed, "channel", i % 2) for i in range(num_couplings_per_scale)]
+        deeper = scale((sh // 2, sw // 2, 2 * sc), level + 1)
+        return Chain(
+            [
+                *_with_normalization(checker, norm),
+                Inverse(Squeeze()),
+                *_with_normalization(channel, norm),
+                FactorOut(deeper, factored="first"),
+                Squeeze(),
+            ]
+        )
+
+    return scale(shape, 0)
