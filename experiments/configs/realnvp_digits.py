@@ -16,7 +16,7 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     c.data = ConfigDict(dict(name="digits", seed=0))
     c.model = ConfigDict(
         dict(
-            kind="multiscale_realnvp", num_scales=2, channels=64, num_blocks=2, actnorm=True,
+            kind="multiscale_realnvp", num_scales=2, channels=32, num_blocks=2, actnorm=True,
             logit_alpha=0.05,
         )
     )  # fmt: skip
@@ -26,7 +26,7 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     )  # fmt: skip
     c.train = ConfigDict(
         dict(
-            steps=6000, batch_size=128, seed=0, log_every=200, eval_every=1000,
+            steps=5000, batch_size=64, seed=0, log_every=250, eval_every=1000,
             eval_batch_size=300, checkpoint_every=1000, progress=True,
         )
     )  # fmt: skip

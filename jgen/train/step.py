@@ -137,11 +137,6 @@ def make_optimizer(
     return optax.chain(*parts)
 
 
-def _all_finite(tree) -> Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
 def make_train_step(
     loss_fn: Callable[..., tuple[Array, tuple[Metrics, ModelState]]],
     *,
@@ -153,24 +148,32 @@ def make_train_step(
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         key = jax.random.fold_in(state.rng, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, key)
-        updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        finite = jnp.isfinite(loss) & _all_finite(grads)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+        (loss, (metrics, model_state)), grads = grad_fn(
+            state.params, state.model_state, batch, key
+        )
+        grad_norm = optax.tree.norm(grads)
+        # A NaN or inf anywhere in the gradient makes its norm non-finite (so does a norm that
+        # overflows, which is no usable gradient either): one check instead of one per leaf.
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+        def apply_update(_):
+            updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+            return optax.apply_updates(state.params, updates), opt_state, model_state
+
+        def skip_update(_):
+            return state.params, state.opt_state, state.model_state
+
+        # lax.cond runs one branch: cheaper to run and to compile than a select over the state.
+        params, opt_state, model_state = jax.lax.cond(finite, apply_update, skip_update, None)
         new_state = state.replace(
             step=state.step + 1,
-            params=keep(params, state.params),
-            opt_state=keep(opt_state, state.opt_state),
-            model_state=keep(model_state, state.model_state),
+            params=params,
+            opt_state=opt_state,
+            model_state=model_state,
             nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
         )
         metrics = dict(metrics)
-        metrics.update(
-            loss=loss,
-            grad_norm=optax.tree.norm(grads),
-            skipped=(~finite).astype(jnp.float32),
-        )
+        metrics.update(loss=loss, grad_norm=grad_norm, skipped=(~finite).astype(jnp.float32))
         return new_state, metrics
 
     donate_argnums = (0,) if donate else ()
