@@ -148,9 +148,7 @@ def make_train_step(
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         key = jax.random.fold_in(state.rng, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state)), grads = grad_fn(
-            state.params, state.model_state, batch, key
-        )
+        (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, key)
         grad_norm = optax.tree.norm(grads)
         # A NaN or inf anywhere in the gradient makes its norm non-finite (so does a norm that
         # overflows, which is no usable gradient either): one check instead of one per leaf.
