@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
     t.add_argument("--workdir", help="run directory (default runs/<experiment>)")
     t.add_argument("--smoke", action="store_true", help="the tiny smoke variant of the config")
-    t.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    t.add_argument(
+        "--fresh", action="store_true", help="delete the workdir's checkpoints and start over"
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
@@ -136,7 +138,14 @@ def _cmd_sample(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # parse_known_args lets overrides follow options too (`train X --smoke key=value`).
+    args, extra = parser.parse_known_args(argv)
+    unknown = [e for e in extra if e.startswith("-") or args.command != "train"]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if args.command == "train":
+        args.overrides = [*args.overrides, *extra]
     commands = {
         "list": lambda: _cmd_list(),
         "train": lambda: _cmd_train(args),
@@ -144,10 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         "sample": lambda: _cmd_sample(args),
     }
     from jgen.config import ConfigError
+    from jgen.train import ResumeError
 
     try:
         return commands[args.command]()
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, ResumeError, FileNotFoundError) as e:
         print(f"jgen {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -73,6 +73,13 @@ def test_bad_input_gives_a_clear_error(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_resume_under_a_different_model_config_is_refused(trained_run, capsys):
+    argv = ["train", "realnvp_2d:moons", "--smoke", "--no-progress", "--workdir", str(trained_run)]
+    assert main([*argv, "model.num_layers=3"]) == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and "model" in err and "--fresh" in err
+
+
 def test_console_script_is_installed():
     result = subprocess.run(
         [sys.executable, "-m", "jgen.cli", "list"], capture_output=True, text=True, timeout=120

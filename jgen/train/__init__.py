@@ -1,7 +1,14 @@
 """One trainer for every model family: train state, jitted steps, the loop, checkpoints."""
 
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
-from jgen.train.loop import FitResult, TrainConfig, dataset_arrays, evaluate_dataset, fit
+from jgen.train.loop import (
+    FitResult,
+    ResumeError,
+    TrainConfig,
+    dataset_arrays,
+    evaluate_dataset,
+    fit,
+)
 from jgen.train.step import (
     Objective,
     TrainState,
@@ -15,6 +22,7 @@ __all__ = [
     "Checkpointer",
     "FitResult",
     "Objective",
+    "ResumeError",
     "TrainConfig",
     "TrainState",
     "atomic_write_text",

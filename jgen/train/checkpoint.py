@@ -58,6 +58,16 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
         )
 
+    @staticmethod
+    def has_checkpoint(workdir: str | os.PathLike) -> bool:
+        directory = Path(workdir) / "checkpoints"
+        return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+    def clear(self) -> None:
+        """Delete every checkpoint (a fresh start in the same workdir)."""
+        for step in list(self._manager.all_steps()):
+            self._manager.delete(step)
+
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 

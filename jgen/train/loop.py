@@ -26,10 +26,10 @@ from tqdm.auto import tqdm
 
 from jgen.data import BatchStream, Dataset, eval_batches
 from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
-from jgen.train.checkpoint import Checkpointer, save_config
+from jgen.train.checkpoint import Checkpointer, load_config, save_config
 from jgen.train.step import Objective, TrainState, make_eval_step, make_train_step
 
-__all__ = ["FitResult", "TrainConfig", "dataset_arrays", "evaluate_dataset", "fit"]
+__all__ = ["FitResult", "ResumeError", "TrainConfig", "dataset_arrays", "evaluate_dataset", "fit"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +141,27 @@ class _MetricsWriter:
             f.write(json.dumps(record) + "\n")
 
 
+class ResumeError(ValueError):
+    """A workdir's checkpoint cannot be resumed under the config asked for."""
+
+
+# Config sections that shape the saved state: resuming under different values cannot work.
+STATE_DEFINING_SECTIONS = ("family", "model", "data", "optim")
+
+
+def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint written under a config with other model/data/optimiser."""
+    if Checkpointer.has_checkpoint(workdir) and (workdir / "config.json").exists():
+        previous = load_config(workdir)
+        changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != run_config.get(k)]
+        if changed:
+            raise ResumeError(
+                f"{workdir} holds a checkpoint of a run with a different config (sections "
+                f"{', '.join(changed)} differ from {workdir / 'config.json'}); resume it with "
+                "the same config, or start over in another workdir (CLI: --workdir or --fresh)"
+            )
+
+
 def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
     host = jax.device_get(window)
     return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
@@ -166,6 +187,8 @@ def fit(
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
         if run_config is not None:
+            if resume:
+                _check_resumable(workdir, run_config)
             save_config(workdir, run_config)
     mesh = data_mesh() if config.data_parallel else None
     if mesh is not None and config.batch_size % mesh.size:
@@ -184,6 +207,8 @@ def fit(
         state = jax.device_put(state, replicated_sharding(mesh))
 
     checkpointer = Checkpointer(workdir) if workdir is not None else None
+    if checkpointer is not None and not resume:
+        checkpointer.clear()
     if checkpointer is not None and resume and checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
     start = int(jax.device_get(state.step))
