@@ -54,11 +54,11 @@ def _restore(workdir: Path):
 
     from jgen.data import BatchStream
     from jgen.experiment import build_experiment
-    from jgen.train import Checkpointer, TrainState, dataset_arrays, load_config
+    from jgen.train import Checkpointer, TrainState, dataset_arrays, load_config, run_keys
 
     config = ConfigDict(load_config(workdir))
     exp = build_experiment(config)
-    init_key = jax.random.split(jax.random.PRNGKey(exp.train.seed), 3)[0]
+    init_key = run_keys(exp.train.seed)[0]
     stream = BatchStream(dataset_arrays(exp.dataset, "train"), exp.train.batch_size, seed=0)
     params, model_state = exp.objective.init(init_key, stream.batch(0))
     template = TrainState.create(
@@ -104,15 +104,14 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    import jax
-
-    from jgen.train import dataset_arrays, evaluate_dataset, make_eval_step
+    from jgen.train import dataset_arrays, evaluate_dataset, make_eval_step, run_keys
 
     workdir = Path(args.workdir)
     exp, state = _restore(workdir)
+    # The run's own eval key: `jgen eval` reproduces the numbers the training run logged.
     metrics = evaluate_dataset(
         make_eval_step(exp.objective.evaluate), state, dataset_arrays(exp.dataset, args.split),
-        batch_size=exp.train.eval_batch_size, key=jax.random.PRNGKey(0),
+        batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.seed)[2],
     )  # fmt: skip
     print(json.dumps({"step": int(state.step), "split": args.split, **metrics}))
     return 0

@@ -8,6 +8,7 @@ from jgen.train.loop import (
     dataset_arrays,
     evaluate_dataset,
     fit,
+    run_keys,
 )
 from jgen.train.step import (
     Objective,
@@ -33,6 +34,7 @@ __all__ = [
     "make_eval_step",
     "make_optimizer",
     "make_train_step",
+    "run_keys",
     "save_config",
     "stateless",
 ]

@@ -29,7 +29,15 @@ from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
 from jgen.train.checkpoint import Checkpointer, load_config, save_config
 from jgen.train.step import Objective, TrainState, make_eval_step, make_train_step
 
-__all__ = ["FitResult", "ResumeError", "TrainConfig", "dataset_arrays", "evaluate_dataset", "fit"]
+__all__ = [
+    "FitResult",
+    "ResumeError",
+    "TrainConfig",
+    "dataset_arrays",
+    "evaluate_dataset",
+    "fit",
+    "run_keys",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +113,12 @@ def evaluate_dataset(
                 )
             sums[name] = sums.get(name, 0.0) + float(np.sum(values * weight))
     return {name: total / n for name, total in sums.items()}
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """The (init, train, eval) keys of a run with this seed; `jgen eval` reuses them."""
+    init_key, train_key, eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
+    return init_key, train_key, eval_key
 
 
 class _StopSignal:
@@ -199,8 +213,7 @@ def fit(
     train_arrays = dataset_arrays(dataset, "train")
     stream = BatchStream(train_arrays, config.batch_size, seed=config.seed)
 
-    root = jax.random.PRNGKey(config.seed)
-    init_key, train_key, eval_key = jax.random.split(root, 3)
+    init_key, train_key, eval_key = run_keys(config.seed)
     params, model_state = objective.init(init_key, stream.batch(0))
     state = TrainState.create(params=params, model_state=model_state, tx=tx, rng=train_key)
     if mesh is not None:
