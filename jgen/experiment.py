@@ -71,7 +71,7 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
                 num_layers=model.num_layers,
                 hidden_dims=tuple(model.hidden_dims),
                 mask=model.get("mask", "alternating"),
-                normalization=(lambda: jb.ActNorm(event_ndims=1)) if model.get("actnorm") else None,
+                actnorm=bool(model.get("actnorm", False)),
             )
         )
     elif kind == "multiscale_realnvp":
@@ -83,7 +83,7 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
                 num_scales=model.num_scales,
                 channels=model.channels,
                 num_blocks=model.num_blocks,
-                normalization=(lambda: jb.ActNorm(event_ndims=3)) if model.get("actnorm") else None,
+                actnorm=bool(model.get("actnorm", False)),
             )
         )
     elif kind == "diagonal_gaussian":

@@ -102,8 +102,9 @@ class Chain(Bijector):
     forward:  x → fn → ... → f1 → y,   log|det J| = Σ_i log|det J_{f_i}|
     inverse:  y → f1⁻¹ → ... → fn⁻¹ → x.
 
-    ``context`` is passed to every member. Members may change the event shape (squeeze), but all
-    must share ``event_ndims``.
+    ``context`` is passed to every member. Members may change the event shape (squeeze). The
+    chain's ``event_ndims`` is the largest of its members'; a member acting on fewer axes (an
+    elementwise map with ``event_ndims=0``) has its log-det summed up to the chain's event axes.
     """
 
     bijectors: Sequence[Bijector]
@@ -125,19 +126,24 @@ class Chain(Bijector):
     def event_ndims(self) -> int:
         return max(_event_ndims(b) for b in self.bijectors)
 
-    def forward_and_log_det(self, x, context=None):
-        total = 0.0
-        for b in reversed(self.bijectors):
-            x, ld = b.forward_and_log_det(x, context)
-            total = total + ld
+    def _run(self, x, context, members, method: str):
+        batch_ndim = x.ndim - self.event_ndims
+        if batch_ndim < 0:
+            raise ValueError(
+                f"Chain: input of shape {x.shape} has fewer axes than the chain's event_ndims "
+                f"({self.event_ndims})"
+            )
+        total = jnp.zeros(x.shape[:batch_ndim], x.dtype)
+        for b in members:
+            x, ld = getattr(b, method)(x, context)
+            total = total + sum_rightmost(ld, ld.ndim - batch_ndim)
         return x, total
 
+    def forward_and_log_det(self, x, context=None):
+        return self._run(x, context, reversed(self.bijectors), "forward_and_log_det")
+
     def inverse_and_log_det(self, y, context=None):
-        total = 0.0
-        for b in self.bijectors:
-            y, ld = b.inverse_and_log_det(y, context)
-            total = total + ld
-        return y, total
+        return self._run(y, context, self.bijectors, "inverse_and_log_det")
 
 
 class Inverse(Bijector):

@@ -27,12 +27,18 @@ from jgen.typing import Array, PRNGKey
 __all__ = ["LogitPreprocess", "bits_per_dim", "uniform_dequantize"]
 
 
-def uniform_dequantize(key: PRNGKey, x: Array, num_levels: int, dtype=jnp.float32) -> Array:
-    """y = (x + u)/K, u ~ U[0, 1): integer levels in {0..K−1} to points of [0, 1)."""
-    if num_levels < 2:
-        raise ValueError(f"num_levels must be >= 2, got {num_levels}")
+def uniform_dequantize(key: PRNGKey, x: Array, num_levels: int, dtype=None) -> Array:
+    """y = (x + u)/K, u ~ U[0, 1): integer levels in {0..K−1} to points of [0, 1).
+
+    ``dtype`` defaults to the default float type (float64 under x64). In floating point
+    (K − 1 + u)/K can round up to 1; the result is clipped to the largest value below 1.
+    """
+    if isinstance(num_levels, bool) or not isinstance(num_levels, int) or num_levels < 2:
+        raise ValueError(f"num_levels must be an int >= 2, got {num_levels!r}")
+    dtype = jnp.result_type(float) if dtype is None else dtype
     u = jax.random.uniform(key, x.shape, dtype)
-    return (x.astype(dtype) + u) / num_levels
+    y = (x.astype(dtype) + u) / num_levels
+    return jnp.minimum(y, jnp.nextafter(jnp.asarray(1.0, dtype), jnp.asarray(0.0, dtype)))
 
 
 def bits_per_dim(log_prob_unit_cube: Array, num_dims: int, num_levels: int) -> Array:
@@ -54,19 +60,32 @@ class LogitPreprocess(Bijector):
     event_ndims: int = 3
 
     def __post_init__(self):
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
+            raise TypeError(f"LogitPreprocess: alpha must be a number, got {self.alpha!r}")
         if not 0.0 <= self.alpha < 0.5:
-            raise ValueError(f"alpha must lie in [0, 0.5), got {self.alpha}")
+            raise ValueError(f"LogitPreprocess: alpha must lie in [0, 0.5), got {self.alpha}")
+        if self.event_ndims not in (0, 1, 2, 3):
+            raise ValueError(f"LogitPreprocess: event_ndims must be 0-3, got {self.event_ndims!r}")
         super().__post_init__()
+
+    def _check(self, x: Array) -> None:
+        if x.ndim < self.event_ndims:
+            raise ValueError(
+                f"LogitPreprocess(event_ndims={self.event_ndims}) needs inputs with at least "
+                f"{self.event_ndims} axes, got shape {x.shape}"
+            )
 
     def _log_det(self, z: Array) -> Array:
         per_elem = -jax.nn.softplus(-z) - jax.nn.softplus(z) - math.log1p(-2 * self.alpha)
         return sum_rightmost(per_elem, self.event_ndims)
 
     def forward_and_log_det(self, x, context=None):
+        self._check(x)
         y = (jax.nn.sigmoid(x) - self.alpha) / (1 - 2 * self.alpha)
         return y, self._log_det(x)
 
     def inverse_and_log_det(self, y, context=None):
+        self._check(y)
         p = self.alpha + (1 - 2 * self.alpha) * y
         z = jnp.log(p) - jnp.log1p(-p)
         return z, -self._log_det(z)

@@ -70,11 +70,30 @@ class Flow(nn.Module):
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
 
+    def _check_context(self, context: Array | None, batch_shape: tuple[int, ...]) -> None:
+        if context is None:
+            return
+        if context.ndim < 1 or tuple(context.shape[:-1]) != tuple(batch_shape):
+            raise ValueError(
+                f"context must have shape (*batch_shape, K) = ({', '.join(map(str, batch_shape))}"
+                f"{', ' if batch_shape else ''}K), got {tuple(context.shape)}"
+            )
+
+    def _check_log_det(self, log_det: Array, batch_shape: tuple[int, ...]) -> Array:
+        if tuple(jnp.shape(log_det)) != tuple(batch_shape):
+            raise ValueError(
+                f"the bijector returned a log-det of shape {tuple(jnp.shape(log_det))}, expected "
+                f"the batch shape {tuple(batch_shape)}: is its event_ndims {len(self.event_shape)}?"
+            )
+        return log_det
+
     def log_prob(self, x: Array, context: Array | None = None) -> Array:
         """log p(x), with the batch shape of ``x``."""
         self._check_events(x, "x")
+        batch_shape = x.shape[: x.ndim - len(self.event_shape)]
+        self._check_context(context, batch_shape)
         z, log_det = self.bijector.inverse_and_log_det(x, context)
-        return self._base().log_prob(z) + log_det
+        return self._base().log_prob(z) + self._check_log_det(log_det, batch_shape)
 
     def sample_and_log_prob(
         self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=jnp.float32
@@ -83,15 +102,13 @@ class Flow(nn.Module):
 
         With a ``context`` of shape (B, C), ``num_samples`` must equal B (one sample per row).
         """
-        if context is not None and context.shape[0] != num_samples:
-            raise ValueError(
-                f"context has {context.shape[0]} rows but num_samples={num_samples}; "
-                "pass one context row per sample"
-            )
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        self._check_context(context, (num_samples,))
         base = self._base()
         z = base.sample(key, (num_samples,), dtype)
         x, log_det = self.bijector.forward_and_log_det(z, context)
-        return x, base.log_prob(z) - log_det
+        return x, base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
 
     def sample(
         self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=jnp.float32

@@ -45,6 +45,7 @@ def _state_dict(state: TrainState) -> dict[str, Any]:
         model_state=state.model_state,
         rng=state.rng,
         nonfinite_streak=state.nonfinite_streak,
+        longest_nonfinite_streak=state.longest_nonfinite_streak,
     )
 
 
@@ -76,9 +77,6 @@ class Checkpointer:
         if self._manager.latest_step() == step:
             return
         self._manager.save(step, args=ocp.args.StandardSave(_state_dict(state)), force=force)
-
-    def wait(self) -> None:
-        self._manager.wait_until_finished()
 
     def restore(self, template: TrainState, step: int | None = None) -> TrainState:
         """Restore into the structure (and shardings) of ``template``."""

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from jgen.data import BatchStream, Dataset, eval_batches
 from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
-from jgen.train.checkpoint import Checkpointer, load_config, save_config
+from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
 from jgen.train.step import Objective, TrainState, make_eval_step, make_train_step
 
 __all__ = [
@@ -56,6 +56,13 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
+        for name in (
+            "steps", "batch_size", "seed", "log_every", "eval_every", "eval_batch_size",
+            "checkpoint_every", "max_nonfinite_steps",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"TrainConfig.{name} must be an int, got {value!r}")
         for name in ("steps", "batch_size", "eval_batch_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -138,6 +145,10 @@ class _StopSignal:
 
     def _handle(self, signum, frame):
         self.received = signal.Signals(signum).name
+        # A second signal gets the default behaviour (e.g. KeyboardInterrupt): a hung step can
+        # still be interrupted.
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -145,8 +156,17 @@ class _StopSignal:
 
 
 class _MetricsWriter:
-    def __init__(self, workdir: Path | None):
+    def __init__(self, workdir: Path | None, *, start_step: int):
+        """Appends to ``workdir/metrics.jsonl``, first dropping records past ``start_step``
+        (all of them for a fresh run; those a crashed run logged after its last checkpoint)."""
         self.path = None if workdir is None else workdir / "metrics.jsonl"
+        if self.path is not None and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= start_step and start_step
+            ]
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict[str, Any]) -> None:
         if self.path is None:
@@ -161,16 +181,22 @@ class ResumeError(ValueError):
 
 # Config sections that shape the saved state: resuming under different values cannot work.
 STATE_DEFINING_SECTIONS = ("family", "model", "data", "optim")
+# Train settings that fix the batch stream: a resumed run must keep them to continue exactly.
+DATA_ORDER_KEYS = ("seed", "batch_size")
 
 
 def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
-    """Refuse to resume a checkpoint written under a config with other model/data/optimiser."""
+    """Refuse to resume a checkpoint written under a config with another model, data, optimiser
+    or batch stream (train.seed, train.batch_size); other train settings (steps, logging) may
+    change."""
     if Checkpointer.has_checkpoint(workdir) and (workdir / "config.json").exists():
         previous = load_config(workdir)
         changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != run_config.get(k)]
+        old_train, new_train = previous.get("train", {}), run_config.get("train", {})
+        changed += [f"train.{k}" for k in DATA_ORDER_KEYS if old_train.get(k) != new_train.get(k)]
         if changed:
             raise ResumeError(
-                f"{workdir} holds a checkpoint of a run with a different config (sections "
+                f"{workdir} holds a checkpoint of a run with a different config ("
                 f"{', '.join(changed)} differ from {workdir / 'config.json'}); resume it with "
                 "the same config, or start over in another workdir (CLI: --workdir or --fresh)"
             )
@@ -234,7 +260,7 @@ def fit(
     sync_each_step = mesh is not None and mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
     eval_step = make_eval_step(objective.evaluate, mesh=mesh)
     test_arrays = dataset_arrays(dataset, "test")
-    writer = _MetricsWriter(workdir)
+    writer = _MetricsWriter(workdir, start_step=start)
     history: list[dict[str, Any]] = []
     eval_metrics: dict[str, float] = {}
     stopped: str | None = None
@@ -250,54 +276,68 @@ def fit(
         tqdm.write(f"[eval step {step}] " + _format(metrics))
         return metrics
 
+    def nonfinite_stop(done: int) -> str | None:
+        longest = int(jax.device_get(state.longest_nonfinite_streak))
+        if config.max_nonfinite_steps and longest >= config.max_nonfinite_steps:
+            return (
+                f"stopped at step {done}: {longest} consecutive steps with a non-finite loss or "
+                "gradient (their updates were skipped, so the checkpoint written now holds the "
+                "last good parameters)"
+            )
+        return None
+
+    # The longest streak is kept on the device; reading it at least every max_nonfinite_steps
+    # steps (and at every log) catches every streak without a host sync per step.
+    check_every = config.max_nonfinite_steps
     window: list[dict[str, jax.Array]] = []
     t0 = time.perf_counter()
     bar = tqdm(
         total=config.steps, initial=start, disable=not config.progress, desc="train", unit="step"
     )
-    with _StopSignal() as stop, bar:
-        for step in range(start, config.steps):
-            batch = stream.batch(step)
-            if mesh is not None:
-                batch = shard_batch(batch, mesh)
-            state, metrics = train_step(state, batch)
-            if sync_each_step:
-                jax.block_until_ready(metrics)
-            window.append(metrics)
-            bar.update(1)
-            done = step + 1
-            if config.log_every and (done % config.log_every == 0 or done == config.steps):
-                record = {"step": done, "split": "train", **_mean_metrics(window)}
-                record["steps_per_s"] = len(window) / (time.perf_counter() - t0)
-                window, t0 = [], time.perf_counter()
-                writer.write(record)
-                history.append(record)
-                bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss",) if k in record})
-                streak = int(jax.device_get(state.nonfinite_streak))
-                if config.max_nonfinite_steps and streak >= config.max_nonfinite_steps:
-                    stopped = (
-                        f"stopped at step {done}: {streak} consecutive steps with a non-finite "
-                        "loss or gradient (their updates were skipped, so the checkpoint "
-                        "written now holds the last good parameters)"
-                    )
+    try:
+        with _StopSignal() as stop, bar:
+            for step in range(start, config.steps):
+                batch = stream.batch(step)
+                if mesh is not None:
+                    batch = shard_batch(batch, mesh)
+                state, metrics = train_step(state, batch)
+                if sync_each_step:
+                    jax.block_until_ready(metrics)
+                bar.update(1)
+                done = step + 1
+                logging = config.log_every and (
+                    done % config.log_every == 0 or done == config.steps
+                )
+                if config.log_every:
+                    window.append(metrics)
+                if logging:
+                    record = {"step": done, "split": "train", **_mean_metrics(window)}
+                    record["steps_per_s"] = len(window) / (time.perf_counter() - t0)
+                    window, t0 = [], time.perf_counter()
+                    writer.write(record)
+                    history.append(record)
+                    bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss",) if k in record})
+                if logging or (check_every and done % check_every == 0) or done == config.steps:
+                    stopped = nonfinite_stop(done)
+                    if stopped:
+                        break
+                if config.eval_every and done % config.eval_every == 0 and done != config.steps:
+                    eval_metrics = run_eval(done)
+                if checkpointer and config.checkpoint_every and done % config.checkpoint_every == 0:
+                    checkpointer.save(state)
+                if stop.received:
+                    stopped = f"received {stop.received} at step {done}; checkpoint written"
                     break
-            if config.eval_every and done % config.eval_every == 0 and done != config.steps:
-                eval_metrics = run_eval(done)
-            if checkpointer and config.checkpoint_every and done % config.checkpoint_every == 0:
-                checkpointer.save(state)
-            if stop.received:
-                stopped = f"received {stop.received} at step {done}; checkpoint written"
-                break
 
-    final_step = int(jax.device_get(state.step))
-    if checkpointer is not None:
-        checkpointer.save(state)
-    if stopped is None:
-        eval_metrics = run_eval(final_step)
-        if on_end is not None:
-            on_end(state, workdir)
-    if checkpointer is not None:
-        checkpointer.close()
+        if checkpointer is not None:
+            checkpointer.save(state)
+        if stopped is None:
+            eval_metrics = run_eval(int(jax.device_get(state.step)))
+            if on_end is not None:
+                on_end(state, workdir)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()  # waits for an asynchronous save to finish
     if stopped:
         tqdm.write(stopped)
     return FitResult(state, history, eval_metrics, workdir, stopped)

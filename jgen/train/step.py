@@ -13,9 +13,11 @@ The loss returns the updated state, so stateful layers need no special path in t
 
 One train step: key_t = fold_in(key, t); (loss, aux), g = value_and_grad(loss); an optax update.
 A step whose loss or gradient is not finite leaves params, optimiser and model state unchanged,
-counts as ``skipped`` in the metrics and lengthens ``nonfinite_streak`` (the loop stops a run
-after too many in a row). The same step runs on one device or data-parallel: with a mesh, the
-batch is sharded along ``'data'``, the state is replicated, and the state buffers are donated.
+counts as ``skipped`` in the metrics and lengthens ``nonfinite_streak``;
+``longest_nonfinite_streak`` keeps the longest streak so far, so the loop can check it at any
+cadence (it stops a run after too many in a row). The same step runs on one device or
+data-parallel: with a mesh, the batch is sharded along ``'data'``, the state is replicated, and
+the state buffers are donated.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def stateless(
 
 class TrainState(struct.PyTreeNode):
     """Everything a run needs to continue exactly: step, parameters, optimiser and model state,
-    the run's base PRNG key (raw uint32 key data) and the current non-finite streak."""
+    the run's base PRNG key (raw uint32 key data), the current and the longest non-finite
+    streak."""
 
     step: Array
     params: Params
@@ -76,6 +79,7 @@ class TrainState(struct.PyTreeNode):
     model_state: ModelState
     rng: Array
     nonfinite_streak: Array
+    longest_nonfinite_streak: Array
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
 
     @classmethod
@@ -87,6 +91,7 @@ class TrainState(struct.PyTreeNode):
             model_state=model_state,
             rng=rng,
             nonfinite_streak=jnp.zeros((), jnp.int32),
+            longest_nonfinite_streak=jnp.zeros((), jnp.int32),
             tx=tx,
         )
 
@@ -163,12 +168,14 @@ def make_train_step(
 
         # lax.cond runs one branch: cheaper to run and to compile than a select over the state.
         params, opt_state, model_state = jax.lax.cond(finite, apply_update, skip_update, None)
+        streak = jnp.where(finite, 0, state.nonfinite_streak + 1)
         new_state = state.replace(
             step=state.step + 1,
             params=params,
             opt_state=opt_state,
             model_state=model_state,
-            nonfinite_streak=jnp.where(finite, 0, state.nonfinite_streak + 1),
+            nonfinite_streak=streak,
+            longest_nonfinite_streak=jnp.maximum(state.longest_nonfinite_streak, streak),
         )
         metrics = dict(metrics)
         metrics.update(loss=loss, grad_norm=grad_norm, skipped=(~finite).astype(jnp.float32))
@@ -188,7 +195,7 @@ def make_eval_step(
     *,
     mesh: Mesh | None = None,
 ) -> Callable[[TrainState, Batch, PRNGKey], Metrics]:
-    """A jitted ``eval_step(state, batch, key) -> metrics`` (batch means)."""
+    """A jitted ``eval_step(state, batch, key) -> metrics`` (per-example values, shape (B,))."""
 
     def eval_step(state: TrainState, batch: Batch, key: PRNGKey) -> Metrics:
         return evaluate(state.params, state.model_state, batch, key)

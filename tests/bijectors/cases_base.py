@@ -28,3 +28,13 @@ CASES = [
         (4,),
     ),
 ]
+
+# A member acting on fewer axes than the chain (elementwise, event_ndims=0) has its log-det
+# summed up to the chain's event axes.
+CASES.append(
+    Case(
+        "chain_mixed_event_ndims",
+        lambda: jb.Chain([jb.Sigmoid(event_ndims=0), jb.ScalarAffine(0.3, 2.0, event_ndims=1)]),
+        (3,),
+    )
+)

@@ -55,8 +55,8 @@ class Case:
     init_inverse: bool = False
     rtol: float = 1e-4
     atol: float = 1e-4
-    # Some bijectors have a non-zero volume change only up to tolerance of a power iteration or
-    # similar; they can declare a looser log-det tolerance.
+    # Log-det tolerance (float32); bijectors whose log-det is an estimate or a sum over many
+    # terms may declare a looser one.
     logdet_atol: float = 1e-3
 
     def __str__(self) -> str:

@@ -111,3 +111,36 @@ def test_uniform_dequantised_density_gives_log2_levels_bits():
     params, state = objective.init(KEY, batch)
     metrics = objective.evaluate(params, state, batch, KEY)
     np.testing.assert_allclose(metrics["bpd"], math.log2(17), rtol=1e-4)
+
+
+def test_log_prob_rejects_a_bijector_with_the_wrong_event_ndims():
+    flow = Flow(jb.Sigmoid(event_ndims=0), (2,))  # per-element log-dets: shape (B, 2)
+    x = jnp.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match=r"log-det of shape \(3, 2\), expected the batch shape"):
+        flow.init(KEY, x, method=Flow.log_prob)
+
+
+@pytest.mark.parametrize(
+    "context,match",
+    [(jnp.zeros(()), "context must have shape"), (jnp.zeros((4, 1)), r"\(3, K\)")],
+)
+def test_log_prob_rejects_a_context_of_the_wrong_shape(context, match):
+    flow = _tanh_affine_flow()
+    v = flow.init(KEY, jnp.zeros((1, 2)), method=Flow.log_prob)
+    with pytest.raises(ValueError, match=match):
+        flow.apply(v, jnp.zeros((3, 2)), context, method=Flow.log_prob)
+
+
+def test_sample_rejects_bad_num_samples():
+    flow = _tanh_affine_flow()
+    v = flow.init(KEY, jnp.zeros((1, 2)), method=Flow.log_prob)
+    with pytest.raises(ValueError, match="num_samples must be a positive int"):
+        flow.apply(v, KEY, 0, method=Flow.sample)
+
+
+def test_uniform_dequantize_stays_below_one():
+    # Level K (out of range on purpose) would land on exactly 1.0 and above; the result is
+    # clipped to the largest float below 1, which also covers (K-1 + u)/K rounding up.
+    y = uniform_dequantize(KEY, jnp.full((1000,), 256), 256)
+    assert float(y.max()) < 1.0
+    assert y.dtype == jnp.result_type(float)

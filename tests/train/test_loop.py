@@ -9,7 +9,7 @@ import pytest
 from jgen import bijectors as jb
 from jgen.data import Dataset
 from jgen.distributions import DensityObjective, Flow
-from jgen.train import TrainConfig, fit, make_optimizer
+from jgen.train import ResumeError, TrainConfig, fit, make_optimizer
 
 
 def _gaussian_dataset(n_train=512, n_test=256):
@@ -107,3 +107,30 @@ def test_train_config_rejects_bad_values():
         TrainConfig(steps=1, batch_size=0)
     with pytest.raises(ValueError, match="eval_every must be >= 0"):
         TrainConfig(steps=1, batch_size=1, eval_every=-1)
+
+
+def test_nonfinite_stop_does_not_depend_on_logging(tmp_path):
+    dataset = _gaussian_dataset()
+    tx = make_optimizer(learning_rate=0.05, total_steps=50)
+    config = _config(50, log_every=0, max_nonfinite_steps=4)
+    result = fit(_AlwaysNaN(OBJECTIVE), dataset, tx, config, workdir=tmp_path)
+    assert result.stopped_early is not None and "4 consecutive" in result.stopped_early
+    assert int(result.state.step) == 4
+
+
+def test_fresh_run_truncates_metrics_and_resume_refuses_other_data_order(tmp_path):
+    dataset = _gaussian_dataset()
+    tx = make_optimizer(learning_rate=0.05, total_steps=10)
+    run = {"model": {"a": 1}, "train": {"seed": 0, "batch_size": 64}}
+    fit(OBJECTIVE, dataset, tx, _config(10), workdir=tmp_path, run_config=run)
+    fit(OBJECTIVE, dataset, tx, _config(10), workdir=tmp_path, run_config=run, resume=False)
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [5, 10, 10], "a fresh run must not keep the previous run's records"
+    other = {"model": {"a": 1}, "train": {"seed": 1, "batch_size": 64}}
+    with pytest.raises(ResumeError, match=r"train\.seed differ"):
+        fit(OBJECTIVE, dataset, tx, _config(12), workdir=tmp_path, run_config=other)
+
+
+def test_train_config_rejects_non_int_values():
+    with pytest.raises(TypeError, match=r"TrainConfig.steps must be an int, got '10'"):
+        TrainConfig(steps="10", batch_size=1)
