@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -339,7 +340,7 @@ def fit(
         if checkpointer is not None:
             checkpointer.close()  # waits for an asynchronous save to finish
     if stopped:
-        tqdm.write(stopped)
+        tqdm.write(stopped, file=sys.stderr)
     return FitResult(state, history, eval_metrics, workdir, stopped)
 
 
