@@ -47,17 +47,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _build(config):
+    """`build_experiment`, with bad settings and malformed data files (the ``ValueError`` and
+    ``TypeError`` of the data loaders, models, optimiser and TrainConfig, which name the file or
+    setting) reported as a `ConfigError`, i.e. a clean CLI error rather than a traceback."""
+    from jgen.config import ConfigError
+    from jgen.experiment import build_experiment
+
+    try:
+        return build_experiment(config)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
+
+
 def _restore(workdir: Path):
     """Rebuild a run's experiment from its config.json and restore its latest checkpoint."""
     import jax
     from ml_collections import ConfigDict
 
+    from jgen.config import ConfigError
     from jgen.data import BatchStream
-    from jgen.experiment import build_experiment
     from jgen.train import Checkpointer, TrainState, dataset_arrays, load_config, run_keys
 
-    config = ConfigDict(load_config(workdir))
-    exp = build_experiment(config)
+    try:
+        config = ConfigDict(load_config(workdir))
+    except (ValueError, TypeError) as e:  # not JSON, or not a dict of settings
+        raise ConfigError(f"{workdir / 'config.json'} is not a valid jgen config ({e})") from e
+    exp = _build(config)
     init_key = run_keys(exp.train.seed)[0]
     stream = BatchStream(dataset_arrays(exp.dataset, "train"), exp.train.batch_size, seed=0)
     params, model_state = exp.objective.init(init_key, stream.batch(0))
@@ -82,13 +100,13 @@ def _cmd_list() -> int:
 
 def _cmd_train(args) -> int:
     from jgen.config import load_experiment_config
-    from jgen.experiment import build_experiment, config_to_dict
+    from jgen.experiment import config_to_dict
     from jgen.train import fit
 
     config = load_experiment_config(args.experiment, args.overrides, smoke=args.smoke)
     if args.no_progress:
         config.train.progress = False
-    exp = build_experiment(config)
+    exp = _build(config)
     safe = args.experiment.replace(":", "_").replace("/", "_").removesuffix(".py")
     workdir = Path(args.workdir or Path("runs") / (safe + ("_smoke" if args.smoke else "")))
     result = fit(
@@ -153,10 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     from jgen.config import ConfigError
     from jgen.train import ResumeError
+    from jgen.validation import ValidationError
 
     try:
         return commands[args.command]()
-    except (ConfigError, ResumeError, FileNotFoundError) as e:
+    except (ConfigError, ResumeError, ValidationError, FileNotFoundError) as e:
         print(f"jgen {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jgen.typing import Array
+from jgen.validation import check_array, check_finite, check_trailing_shape
 
 __all__ = [
     "Bijector",
@@ -204,23 +205,58 @@ def _broadcast_log_det(ld: Array, x: Array, bijector: distrax.Bijector) -> Array
 
 
 class _BoundBijector(distrax.Bijector):
-    """A jgen bijector with bound variables, seen as a ``distrax.Bijector``."""
+    """A jgen bijector with bound variables, seen as a ``distrax.Bijector``.
+
+    Inputs are checked at this boundary (not inside the jgen bijector): at least
+    ``event_ndims`` axes, the event shape where the bijector declares one, a real floating
+    dtype, a non-empty batch, and, when called eagerly, finite values (under jit only the static
+    checks run, at trace time).
+    """
 
     def __init__(self, bijector: Bijector, variables: Any, context: Array | None, event_ndims):
         super().__init__(event_ndims_in=event_ndims)
         self._bijector = bijector
         self._variables = variables
         self._context = context
+        self._input_shapes = {
+            "x": _input_event_shape(bijector, inverse=False),
+            "y": _input_event_shape(bijector, inverse=True),
+        }
+
+    def _check(self, x: Array, name: str) -> None:
+        label = f"to_distrax({type(self._bijector).__name__}): {name}"
+        check_array(x, label, min_ndim=self.event_ndims_in)
+        if self._input_shapes[name] is not None:
+            check_trailing_shape(x, label, self._input_shapes[name], broadcastable=True)
+        check_finite(x, label)
 
     def forward_and_log_det(self, x):
+        self._check(x, "x")
         return self._bijector.apply(
             self._variables, x, self._context, method=type(self._bijector).forward_and_log_det
         )
 
     def inverse_and_log_det(self, y):
+        self._check(y, "y")
         return self._bijector.apply(
             self._variables, y, self._context, method=type(self._bijector).inverse_and_log_det
         )
+
+
+def _input_event_shape(bijector: Any, *, inverse: bool) -> tuple[int, ...] | None:
+    """The trailing shape the input of ``bijector``'s forward (or inverse) must end in, where
+    the member that first sees the input declares an ``event_shape``; else None (unchecked)."""
+    if isinstance(bijector, Chain):
+        members = bijector.bijectors
+        return _input_event_shape(members[0] if inverse else members[-1], inverse=inverse)
+    if isinstance(bijector, Inverse):
+        return _input_event_shape(bijector.bijector, inverse=not inverse)
+    shape = getattr(bijector, "event_shape", None)
+    if isinstance(shape, Sequence) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in shape
+    ):
+        return tuple(shape)
+    return None
 
 
 def to_distrax(
@@ -234,7 +270,9 @@ def to_distrax(
 
     The result can be used anywhere distrax expects a bijector, e.g.
     ``distrax.Transformed(base, to_distrax(flow_bijector, variables))``. Mutable collections
-    (batch statistics) are used in evaluation mode.
+    (batch statistics) are used in evaluation mode. Its inputs are checked (rank, the event
+    shape the bijector declares, real floating dtype, non-empty; NaN/inf only when called
+    eagerly, never under jit), with errors naming what was expected and what was given.
     """
     if event_ndims is None:
         event_ndims = _event_ndims(bijector)

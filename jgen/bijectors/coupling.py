@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -96,6 +97,10 @@ class AffineCoupling(Bijector):
     hidden_dims:    hidden widths of the default MLP conditioner.
     channels, num_blocks: width and depth of the default ConvResNet conditioner.
     zero_init_last: start as the identity (zero last layer of the default conditioner).
+    param_dtype:    dtype of ``scale`` and of the default conditioner's parameters; None (the
+                    default) is JAX's default float type: float32, or float64 under
+                    ``jax_enable_x64`` (as for every other jgen bijector). A custom conditioner
+                    keeps its own parameter dtype.
     """
 
     event_shape: Sequence[int]
@@ -107,7 +112,7 @@ class AffineCoupling(Bijector):
     channels: int = 64
     num_blocks: int = 2
     zero_init_last: bool = True
-    param_dtype: Any = jnp.float32
+    param_dtype: Any = None
 
     def __post_init__(self):
         shape = self.event_shape
@@ -200,15 +205,21 @@ class AffineCoupling(Bijector):
         return jnp.concatenate([first, second], axis=-1)
 
     # Parameters ------------------------------------------------------------------------------
+    def _param_dtype(self):
+        if self.param_dtype is None:
+            return jax.dtypes.canonicalize_dtype(float)
+        return self.param_dtype
+
     def setup(self):
         num_outputs = 2 * self._num_transformed()
+        param_dtype = self._param_dtype()
         if self.conditioner is None:
             if self.event_ndims == 1:
                 self.net = MLP(
                     self.hidden_dims,
                     num_outputs,
                     zero_init_last=self.zero_init_last,
-                    param_dtype=self.param_dtype,
+                    param_dtype=param_dtype,
                 )
             else:
                 self.net = ConvResNet(
@@ -216,7 +227,7 @@ class AffineCoupling(Bijector):
                     self.num_blocks,
                     num_outputs,
                     zero_init_last=self.zero_init_last,
-                    param_dtype=self.param_dtype,
+                    param_dtype=param_dtype,
                 )
         elif not isinstance(self.conditioner, nn.Module):
             net = self.conditioner(num_outputs)
@@ -227,7 +238,7 @@ class AffineCoupling(Bijector):
                 )
             self.net = net
         self.scale = self.param(
-            "scale", nn.initializers.ones_init(), (self._num_transformed(),), self.param_dtype
+            "scale", nn.initializers.ones_init(), (self._num_transformed(),), param_dtype
         )
 
     def _network(self) -> nn.Module:

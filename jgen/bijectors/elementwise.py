@@ -9,7 +9,9 @@ below 1 (``1 - eps/2`` with ``eps = finfo(dtype).eps``) and, for the unit interv
 smallest normal float ``finfo(dtype).tiny`` above 0. They therefore return finite values (and
 finite log-dets) even at the interval's closed edges, where the exact map is infinite. Inputs of
 the unbounded side beyond ``logit(1 - eps/2)`` (about 16.6 in float32, 36.7 in float64) or
-``artanh(1 - eps/2)`` (8.7 / 18.7) saturate in the forward direction and do not round-trip.
+``artanh(1 - eps/2)`` (8.7 / 18.7; XLA's float32 tanh already returns ±1 from |x| ≈ 8)
+saturate in the forward direction and do not round-trip; their log-dets stay finite (they are
+computed from x with softplus, never as the log of a rounded derivative).
 """
 
 from __future__ import annotations

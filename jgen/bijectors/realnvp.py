@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from jgen.bijectors.base import Bijector, Chain, Inverse
 from jgen.bijectors.coupling import VECTOR_MASKS, AffineCoupling
@@ -81,7 +80,7 @@ def realnvp(
     normalization: Callable[[], Bijector] | None = None,
     conditioner: ConditionerFactory | None = None,
     zero_init_last: bool = True,
-    param_dtype: Any = jnp.float32,
+    param_dtype: Any = None,
 ) -> Chain:
     """RealNVP on vectors of size ``event_dim``: ``num_layers`` affine couplings.
 
@@ -91,6 +90,8 @@ def realnvp(
     starts as the identity). With ``context_dim``, every coupling requires a context of that
     size. ``actnorm=True`` puts an ``ActNorm(event_ndims=1)`` on the data side of every coupling;
     ``normalization`` does the same with any bijector factory (e.g. ``lambda: BatchNorm()``).
+    ``param_dtype`` is the couplings' parameter dtype; None (the default) is JAX's default float
+    type, float64 under ``jax_enable_x64``.
     """
     _check_count("realnvp: event_dim", event_dim, low=2)
     _check_count("realnvp: num_layers", num_layers)
@@ -127,7 +128,7 @@ def multiscale_realnvp(
     normalization: Callable[[], Bijector] | None = None,
     conditioner: ConditionerFactory | None = None,
     zero_init_last: bool = True,
-    param_dtype: Any = jnp.float32,
+    param_dtype: Any = None,
 ) -> Chain:
     """Multi-scale RealNVP on NHWC images of shape ``image_shape = (H, W, C)``.
 
@@ -154,8 +155,8 @@ def multiscale_realnvp(
 
     Conditioners are ``ConvResNet(channels, num_blocks)`` (or ``conditioner(num_outputs)``),
     zero-initialised last when ``zero_init_last``. ``context_dim``, ``actnorm`` (an
-    ``ActNorm(event_ndims=3)`` on the data side of every coupling) and ``normalization`` are as
-    in `realnvp`.
+    ``ActNorm(event_ndims=3)`` on the data side of every coupling), ``normalization`` and
+    ``param_dtype`` are as in `realnvp`.
     """
     shape = tuple(image_shape) if isinstance(image_shape, Sequence) else None
     if shape is None or len(shape) != 3:

@@ -18,6 +18,13 @@ import jax.numpy as jnp
 
 from jgen.bijectors.base import Bijector
 from jgen.typing import Array, PRNGKey
+from jgen.validation import (
+    ValidationError,
+    check_array,
+    check_finite,
+    check_float_dtype,
+    check_positive_int,
+)
 
 __all__ = ["Flow", "StandardNormal"]
 
@@ -61,23 +68,21 @@ class Flow(nn.Module):
         return self.base
 
     def _check_events(self, x: Array, name: str) -> None:
-        n = len(self.event_shape)
-        if x.ndim < n or tuple(x.shape[x.ndim - n :]) != tuple(self.event_shape):
-            raise ValueError(
-                f"{name} must end in the event shape {tuple(self.event_shape)}, got shape "
-                f"{tuple(x.shape)}"
-            )
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{name} must be a floating-point array, got dtype {x.dtype}")
+        """Rank, event shape, real floating dtype, non-empty batch (static: free under jit);
+        NaN/inf values only where ``x`` is concrete (eager calls; nothing under jit)."""
+        check_array(x, name, event_shape=self.event_shape)
+        check_finite(x, name)
 
     def _check_context(self, context: Array | None, batch_shape: tuple[int, ...]) -> None:
         if context is None:
             return
+        check_array(context, "context", floating=False, allow_empty=True)
         if context.ndim < 1 or tuple(context.shape[:-1]) != tuple(batch_shape):
-            raise ValueError(
+            raise ValidationError(
                 f"context must have shape (*batch_shape, K) = ({', '.join(map(str, batch_shape))}"
                 f"{', ' if batch_shape else ''}K), got {tuple(context.shape)}"
             )
+        check_finite(context, "context")
 
     def _check_log_det(self, log_det: Array, batch_shape: tuple[int, ...]) -> Array:
         if tuple(jnp.shape(log_det)) != tuple(batch_shape):
@@ -88,7 +93,14 @@ class Flow(nn.Module):
         return log_det
 
     def log_prob(self, x: Array, context: Array | None = None) -> Array:
-        """log p(x), with the batch shape of ``x``."""
+        """log p(x), with the batch shape of ``x``.
+
+        ``x`` must have shape ``(*batch, *event_shape)`` with a non-empty batch and a real
+        floating dtype (integer data is dequantised first, see `DensityObjective`); errors name
+        what was expected and what was given. Called eagerly (``flow.apply`` outside jit),
+        NaN or infinite values in ``x`` or ``context`` raise a ``ValueError``; under
+        ``jax.jit`` values are not checked (only shapes and dtypes, at trace time).
+        """
         self._check_events(x, "x")
         batch_shape = x.shape[: x.ndim - len(self.event_shape)]
         self._check_context(context, batch_shape)
@@ -96,14 +108,18 @@ class Flow(nn.Module):
         return self._base().log_prob(z) + self._check_log_det(log_det, batch_shape)
 
     def sample_and_log_prob(
-        self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=jnp.float32
+        self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=None
     ) -> tuple[Array, Array]:
         """``num_samples`` draws and their log-densities (one forward pass, no inversion).
 
         With a ``context`` of shape (B, C), ``num_samples`` must equal B (one sample per row).
+        ``num_samples`` must be a positive int (static under jit) and ``dtype`` a real floating
+        dtype (default: JAX's default float, float64 under x64); a concrete ``context`` must be
+        finite (not checked under jit).
         """
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive int, got {num_samples!r}")
+        num_samples = check_positive_int(num_samples, "num_samples")
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        check_float_dtype(dtype, "dtype")
         self._check_context(context, (num_samples,))
         base = self._base()
         z = base.sample(key, (num_samples,), dtype)
@@ -111,7 +127,7 @@ class Flow(nn.Module):
         return x, base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
 
     def sample(
-        self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=jnp.float32
+        self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=None
     ) -> Array:
         return self.sample_and_log_prob(key, num_samples, context, dtype)[0]
 

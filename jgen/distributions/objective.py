@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jgen.distributions.dequantization import bits_per_dim, uniform_dequantize
 from jgen.distributions.flow import Flow
 from jgen.typing import Array, PRNGKey
+from jgen.validation import ValidationError, ValidationTypeError, check_array, check_finite
 
 __all__ = ["DensityObjective"]
 
@@ -40,7 +43,28 @@ class DensityObjective:
         context = None if self.context_key is None else batch[self.context_key]
         return x, context
 
+    def _check_batch(self, batch) -> None:
+        """The batch given to `init`: a dict with ``'x'`` (and the context entry) whose ``x``
+        has shape (*batch, *event_shape), a non-empty batch, a real dtype and, if concrete,
+        finite values."""
+        if not isinstance(batch, Mapping):
+            raise ValidationTypeError(
+                f"batch: expected a dict with an 'x' entry, got {type(batch).__name__}"
+            )
+        for key, what in (("x", "the data"), (self.context_key, "context_key")):
+            if key is not None and key not in batch:
+                raise ValidationError(
+                    f"batch: expected an entry {key!r} ({what}), got keys {sorted(batch)}"
+                )
+        x = batch["x"]
+        x = x if hasattr(x, "shape") else np.asarray(x)
+        check_array(x, "batch['x']", event_shape=self.flow.event_shape, floating=False)
+        check_finite(x, "batch['x']")
+
     def init(self, key: PRNGKey, batch):
+        """Parameters and model state, initialised on ``batch`` (checked first: see
+        ``_check_batch``; value checks only when the batch is concrete, not under jit)."""
+        self._check_batch(batch)
         data_key, param_key = jax.random.split(key)
         x, context = self._inputs(jax.tree.map(jnp.asarray, batch), data_key)
         # Initialising through log_prob runs the data → noise direction, which is what

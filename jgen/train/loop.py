@@ -29,6 +29,7 @@ from jgen.data import BatchStream, Dataset, eval_batches
 from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
 from jgen.train.step import Objective, TrainState, make_eval_step, make_train_step
+from jgen.validation import check_dataset
 
 __all__ = [
     "FitResult",
@@ -223,7 +224,10 @@ def fit(
 
     With a ``workdir``: metrics.jsonl, config.json (``run_config``), checkpoints/ and whatever
     ``on_end`` writes (figures). An existing checkpoint there is resumed unless ``resume=False``.
+    The dataset is checked first, on the host (`jgen.validation.check_dataset`: non-empty splits,
+    finite continuous data, discrete levels in range, batch_size <= the train split).
     """
+    check_dataset(dataset, batch_size=config.batch_size)
     workdir = None if workdir is None else Path(workdir)
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)

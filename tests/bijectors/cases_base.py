@@ -4,7 +4,7 @@ import distrax
 import jax.numpy as jnp
 
 from jgen import bijectors as jb
-from tests.bijectors.registry import Case
+from tests.bijectors.registry import UNIT_INTERVAL, Case, Interval
 
 CASES = [
     Case("identity", lambda: jb.Identity(event_ndims=1), (3,)),
@@ -19,6 +19,7 @@ CASES = [
             [distrax.Tanh(), jb.Inverse(jb.FromDistrax(distrax.ScalarAffine(0.1, 2.0)))]
         ),
         (2,),
+        codomain=Interval(-1.0, 1.0),
     ),
     Case(
         "inverse_of_distrax_block",
@@ -36,5 +37,6 @@ CASES.append(
         "chain_mixed_event_ndims",
         lambda: jb.Chain([jb.Sigmoid(event_ndims=0), jb.ScalarAffine(0.3, 2.0, event_ndims=1)]),
         (3,),
+        codomain=UNIT_INTERVAL,
     )
 )

@@ -3,7 +3,13 @@
 import flax.linen as nn
 
 from jgen import bijectors as jb
-from tests.bijectors.registry import Case, normal_sampler, uniform_sampler
+from tests.bijectors.registry import (
+    UNIT_INTERVAL,
+    Case,
+    Interval,
+    normal_sampler,
+    uniform_sampler,
+)
 
 # Non-zero initial parameters: with the default zeros init Affine is the identity and its
 # log-det check could not fail.
@@ -19,8 +25,14 @@ CASES = [
         (2, 2, 3),
     ),
     Case("scalar_affine_negative_scale", lambda: jb.ScalarAffine(0.5, -2.5), (3,)),
-    Case("sigmoid", lambda: jb.Sigmoid(), (3,), normal_sampler(3.0)),
-    Case("sigmoid_matrix_events", lambda: jb.Sigmoid(event_ndims=2), (2, 3), normal_sampler(2.0)),
-    Case("logit", lambda: jb.Logit(), (3,), uniform_sampler(0.02, 0.98)),
-    Case("tanh", lambda: jb.Tanh(), (3,), normal_sampler(1.5)),
+    Case("sigmoid", lambda: jb.Sigmoid(), (3,), normal_sampler(3.0), codomain=UNIT_INTERVAL),
+    Case(
+        "sigmoid_matrix_events",
+        lambda: jb.Sigmoid(event_ndims=2),
+        (2, 3),
+        normal_sampler(2.0),
+        codomain=UNIT_INTERVAL,
+    ),
+    Case("logit", lambda: jb.Logit(), (3,), uniform_sampler(0.02, 0.98), domain=UNIT_INTERVAL),
+    Case("tanh", lambda: jb.Tanh(), (3,), normal_sampler(1.5), codomain=Interval(-1.0, 1.0)),
 ]

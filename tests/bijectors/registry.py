@@ -7,6 +7,7 @@ them all. A new bijector joins the property suite by adding a `Case` to such a m
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,35 @@ def uniform_sampler(low: float, high: float):
 
 
 @dataclass(frozen=True)
+class Interval:
+    """The open interval (low, high) that every element of a bijector's input must lie in.
+
+    ``Interval()`` is the whole real line. A bounded interval describes e.g. the forward domain
+    of `Logit`, (0, 1), or the inverse domain of `Tanh`, (-1, 1); the numerical tests draw
+    points within a few ulps of its edges there.
+    """
+
+    low: float = -math.inf
+    high: float = math.inf
+
+    def __post_init__(self):
+        if not self.low < self.high:
+            raise ValueError(f"Interval needs low < high, got ({self.low}, {self.high})")
+        if math.isinf(self.low) != math.isinf(self.high):
+            raise ValueError(
+                f"Interval must be the real line or bounded, got ({self.low}, {self.high})"
+            )
+
+    @property
+    def bounded(self) -> bool:
+        return math.isfinite(self.low)
+
+
+REALS = Interval()
+UNIT_INTERVAL = Interval(0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Case:
     """One bijector configuration to property-test.
 
@@ -45,6 +75,8 @@ class Case:
     context_dim: size of the conditioning vector, or None for unconditional bijectors.
     init_inverse: initialise through ``inverse_and_log_det`` (data-dependent init on data).
     rtol/atol:   float32 tolerances (float64 uses much tighter ones).
+    domain:      the valid forward inputs (base side), elementwise; the real line by default.
+    codomain:    the valid inverse inputs (data side), elementwise; the real line by default.
     """
 
     name: str
@@ -58,6 +90,8 @@ class Case:
     # Log-det tolerance (float32); bijectors whose log-det is an estimate or a sum over many
     # terms may declare a looser one.
     logdet_atol: float = 1e-3
+    domain: Interval = REALS
+    codomain: Interval = REALS
 
     def __str__(self) -> str:
         return self.name
