@@ -74,14 +74,20 @@ class DensityObjective:
         params = variables.pop("params", {})
         return params, variables
 
-    def log_prob(self, params, model_state, x, context=None, *, train: bool = False):
+    def log_prob(self, params, model_state, x, context=None, *, train: bool = False, key=None):
+        """log p(x) and the (updated, in training) model state.
+
+        ``key`` feeds the ``'trace'`` RNG stream that stochastic layers draw from (e.g. a CNF with
+        a Hutchinson trace estimator); deterministic flows ignore it.
+        """
         variables = {"params": params, **model_state}
+        rngs = None if key is None else {"trace": key}
         if train and model_state:
             lp, updates = self.flow.apply(
-                variables, x, context, method=Flow.log_prob, mutable=list(model_state)
+                variables, x, context, method=Flow.log_prob, mutable=list(model_state), rngs=rngs
             )
             return lp, {**model_state, **updates}
-        return self.flow.apply(variables, x, context, method=Flow.log_prob), model_state
+        return self.flow.apply(variables, x, context, method=Flow.log_prob, rngs=rngs), model_state
 
     def _metrics(self, log_prob: Array) -> dict[str, Array]:
         metrics = {"nll": -log_prob}
@@ -91,15 +97,22 @@ class DensityObjective:
 
     def loss(self, params, model_state, batch, key):
         x, context = self._inputs(batch, key)
-        lp, model_state = self.log_prob(params, model_state, x, context, train=True)
+        lp, model_state = self.log_prob(
+            params, model_state, x, context, train=True, key=_layer_key(key)
+        )
         metrics = {k: jnp.mean(v) for k, v in self._metrics(lp).items()}
         return metrics["nll"], (metrics, model_state)
 
     def evaluate(self, params, model_state, batch, key):
         x, context = self._inputs(batch, key)
-        lp, _ = self.log_prob(params, model_state, x, context)
+        lp, _ = self.log_prob(params, model_state, x, context, key=_layer_key(key))
         return self._metrics(lp)
 
     def sample(self, params, model_state, key, num_samples: int, context=None):
         variables = {"params": params, **model_state}
         return self.flow.apply(variables, key, num_samples, context, method=Flow.sample)
+
+
+def _layer_key(key: PRNGKey) -> PRNGKey:
+    # The step key itself dequantises the data; stochastic layers get a key derived from it.
+    return jax.random.fold_in(key, 1)

@@ -153,7 +153,7 @@ def test_distrax_interop(name, dtype):
 
 
 def test_registry_covers_every_public_bijector():
-    """Every concrete Bijector exported by jgen.bijectors has at least one registry case."""
+    """Every concrete Bijector exported by jgen.bijectors or jgen.cnf has a registry case."""
     covered = set()
     for case in CASES:
         stack = [case.make()]
@@ -166,9 +166,12 @@ def test_registry_covers_every_public_bijector():
                     stack.extend(c for c in child if isinstance(c, jb.Bijector))
                 elif isinstance(child, jb.Bijector):
                     stack.append(child)
+    from jgen import cnf
+
     exported = {
         obj
-        for obj in vars(jb).values()
+        for module in (jb, cnf)
+        for obj in vars(module).values()
         if isinstance(obj, type) and issubclass(obj, jb.Bijector) and obj is not jb.Bijector
     }
     missing = sorted(t.__name__ for t in exported - covered)

@@ -1,0 +1,20 @@
+"""Continuous normalizing flows: `CNF` (a jgen bijector solving an ODE with diffrax), vector
+fields h(z, t[, context]) and trace estimators for the instantaneous change of variables."""
+
+from jgen.cnf.cnf import CNF, STATS_NAME, summarize_stats
+from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator, sample_probes
+from jgen.cnf.vector_fields import ConcatSquashDense, ConcatSquashField, MLPField
+
+__all__ = [
+    "CNF",
+    "STATS_NAME",
+    "ConcatSquashDense",
+    "ConcatSquashField",
+    "ExactTrace",
+    "HutchPlusPlus",
+    "Hutchinson",
+    "MLPField",
+    "TraceEstimator",
+    "sample_probes",
+    "summarize_stats",
+]

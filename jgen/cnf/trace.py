@@ -1,0 +1,217 @@
+"""Trace estimators for the instantaneous change of variables of a CNF.
+
+A CNF needs tr(∂f/∂z) for f: R^D -> R^D (the vector field of one event at a fixed time). Every
+estimator is a frozen dataclass with the same interface:
+
+    probes = estimator.init_probes(key, shape, dtype)   # random vectors, fixed for one ODE solve
+    f_z, trace = estimator(f, z, probes)                  # f(z) and an estimate of tr(∂f/∂z (z))
+
+``shape`` is the shape of one event (D,). ``estimator.stochastic`` says whether the estimate is
+random; deterministic estimators (``ExactTrace``) return ``None`` probes and ignore the key.
+Matrix-vector products with the Jacobian A = ∂f/∂z(z) are Jacobian-vector products (forward
+mode, from one ``jax.linearize``) or vector-Jacobian products (reverse mode, from one
+``jax.vjp``); either costs about one extra evaluation of f per product and never forms A.
+
+``ExactTrace``    tr A from all D products A e_i (forward mode): exact, D products.
+``Hutchinson``    ε^T A ε averaged over probes ε with E[ε ε^T] = I: unbiased.
+``HutchPlusPlus`` Hutch++ (Meyer et al. 2021): exact trace on a sketched top subspace plus
+                  Hutchinson on the rest: unbiased, far lower variance when A's spectrum is
+                  concentrated in a few directions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from jgen.typing import Array, PRNGKey
+
+__all__ = ["ExactTrace", "HutchPlusPlus", "Hutchinson", "TraceEstimator", "sample_probes"]
+
+_DISTRIBUTIONS = ("rademacher", "gaussian")
+_MODES = ("jvp", "vjp")
+
+
+def sample_probes(key: PRNGKey, shape: tuple[int, ...], dtype, distribution: str) -> Array:
+    """Random vectors with E[ε] = 0 and E[ε ε^T] = I: Rademacher (±1) or standard Gaussian."""
+    if distribution == "rademacher":
+        return jax.random.rademacher(key, shape, dtype)
+    if distribution == "gaussian":
+        return jax.random.normal(key, shape, dtype)
+    raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
+
+
+def _matvec_fn(f: Callable[[Array], Array], z: Array, mode: str):
+    """(f(z), v -> A v) with A = ∂f/∂z(z), or (f(z), v -> A^T v) in 'vjp' mode.
+
+    Quadratic forms v^T A v are the same for A and A^T, so Hutchinson gives the same estimate
+    in both modes; Hutch++ sketches A or A^T (unbiased either way).
+    """
+    if mode == "jvp":
+        return jax.linearize(f, z)
+    f_z, vjp = jax.vjp(f, z)
+    return f_z, lambda v: vjp(v)[0]
+
+
+def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{owner}: {name} must be one of {choices}, got {value!r}")
+
+
+def _check_positive_int(owner: str, name: str, value: Any, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
+
+
+def _check_event(owner: str, z: Array) -> None:
+    if z.ndim != 1:
+        raise ValueError(f"{owner} expects one flat event z of shape (D,), got {z.shape}")
+
+
+class TraceEstimator:
+    """Base class (interface) of the trace estimators; see the module docstring."""
+
+    stochastic: ClassVar[bool] = True
+
+    def init_probes(self, key: PRNGKey, shape: tuple[int, ...], dtype) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, f: Callable[[Array], Array], z: Array, probes: Any) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactTrace(TraceEstimator):
+    """tr A = Σ_i e_i^T A e_i from the D forward-mode products A e_i (no randomness).
+
+    max_batch: how many basis vectors are pushed through one batched JVP. For D <= max_batch
+    (the usual case for tabular data) this is the full forward-mode Jacobian in one pass (as
+    ``jax.jacfwd``); larger D loops over chunks of ``max_batch`` basis vectors, so memory stays
+    O(max_batch · activations) instead of O(D · activations). Either way it costs D products.
+    """
+
+    max_batch: int = 256
+    stochastic: ClassVar[bool] = False
+
+    def __post_init__(self):
+        _check_positive_int("ExactTrace", "max_batch", self.max_batch)
+
+    def init_probes(self, key: PRNGKey, shape: tuple[int, ...], dtype) -> None:
+        return None
+
+    def __call__(self, f, z, probes=None):
+        _check_event("ExactTrace", z)
+        f_z, matvec = _matvec_fn(f, z, "jvp")
+        dim = z.shape[0]
+
+        def diagonal_entry(i):
+            e_i = jnp.zeros_like(z).at[i].set(1)
+            return matvec(e_i)[i]
+
+        if dim <= self.max_batch:
+            diagonal = jax.vmap(diagonal_entry)(jnp.arange(dim))
+        else:
+            diagonal = jax.lax.map(diagonal_entry, jnp.arange(dim), batch_size=self.max_batch)
+        return f_z, jnp.sum(diagonal)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hutchinson(TraceEstimator):
+    """Hutchinson's estimator: tr A ≈ (1/K) Σ_k ε_k^T A ε_k, with K = num_probes i.i.d. probes.
+
+    Unbiased for any E[ε ε^T] = I. For symmetric S = (A + A^T)/2 (ε^T A ε = ε^T S ε) one probe
+    has variance 2 ||S||_F^2 (Gaussian) or 2 Σ_{i≠j} S_ij^2 (Rademacher): Rademacher is never
+    worse and is much better when the diagonal dominates, hence the default (FFJORD's default
+    is Gaussian).
+
+    distribution: 'rademacher' (default) or 'gaussian'.
+    num_probes:   K, the number of Jacobian-vector products per evaluation.
+    mode:         'jvp' (forward mode, default: no stored residuals) or 'vjp' (reverse mode,
+                  ε^T A as in FFJORD); both give the same estimate for the same probes.
+    """
+
+    distribution: str = "rademacher"
+    num_probes: int = 1
+    mode: str = "jvp"
+
+    def __post_init__(self):
+        _check_choice("Hutchinson", "distribution", self.distribution, _DISTRIBUTIONS)
+        _check_positive_int("Hutchinson", "num_probes", self.num_probes)
+        _check_choice("Hutchinson", "mode", self.mode, _MODES)
+
+    def init_probes(self, key, shape, dtype) -> Array:
+        return sample_probes(key, (self.num_probes, *shape), dtype, self.distribution)
+
+    def __call__(self, f, z, probes):
+        _check_event("Hutchinson", z)
+        f_z, matvec = _matvec_fn(f, z, self.mode)
+        products = jax.vmap(matvec)(probes)
+        return f_z, jnp.mean(jnp.sum(probes * products, axis=-1))
+
+
+@dataclasses.dataclass(frozen=True)
+class HutchPlusPlus(TraceEstimator):
+    """Hutch++ (Meyer, Musco, Musco & Woodruff 2021) with a budget of m = num_matvecs products.
+
+    With k = m // 3 sketch vectors S (D×k) and m − 2k test vectors G (D×(m−2k)):
+
+        Q = orth(A S)                                           k products
+        tr A ≈ tr(Q^T A Q) + mean_j g_j'^T A g_j',  g' = (I − Q Q^T) g    k + (m − 2k) products
+
+    Since tr A = tr(Q^T A Q) + tr((I − QQ^T) A (I − QQ^T)) for any orthonormal Q, and G is
+    independent of S, the estimate is unbiased. The first term is exact on the range of A S,
+    so only the remainder's (small, for a fast-decaying spectrum) Frobenius norm enters the
+    variance. If k ≥ D the estimate is exact.
+
+    Q is treated as a constant by autodiff (``stop_gradient``): the estimate is unbiased for
+    every fixed Q, so its gradient stays an unbiased estimate of ∇ tr A, and no derivative of
+    the QR decomposition (ill-conditioned when A S is nearly rank deficient) is needed.
+
+    num_matvecs:  m >= 3, the number of Jacobian-vector products per evaluation.
+    distribution: 'rademacher' (default) or 'gaussian', for S and G.
+    mode:         'jvp' (default) or 'vjp'. In 'vjp' mode the sketch is of A^T (the products
+                  are v^T A): the same estimate when A is symmetric, unbiased in either case.
+    """
+
+    num_matvecs: int = 6
+    distribution: str = "rademacher"
+    mode: str = "jvp"
+
+    def __post_init__(self):
+        _check_positive_int("HutchPlusPlus", "num_matvecs", self.num_matvecs, low=3)
+        _check_choice("HutchPlusPlus", "distribution", self.distribution, _DISTRIBUTIONS)
+        _check_choice("HutchPlusPlus", "mode", self.mode, _MODES)
+
+    @property
+    def sketch_size(self) -> int:
+        return self.num_matvecs // 3
+
+    def init_probes(self, key, shape, dtype) -> dict[str, Array]:
+        k = self.sketch_size
+        key_s, key_g = jax.random.split(key)
+        num_test = self.num_matvecs - 2 * k
+        return {
+            "sketch": sample_probes(key_s, (k, *shape), dtype, self.distribution),
+            "test": sample_probes(key_g, (num_test, *shape), dtype, self.distribution),
+        }
+
+    def __call__(self, f, z, probes):
+        _check_event("HutchPlusPlus", z)
+        f_z, matvec = _matvec_fn(f, z, self.mode)
+        batched = jax.vmap(matvec)
+        sketch, test = probes["sketch"], probes["test"]
+        # Rows of a_sketch are A s_i; Q spans them (reduced QR: at most D columns).
+        a_sketch = batched(sketch)
+        q, _ = jnp.linalg.qr(jax.lax.stop_gradient(a_sketch).T)
+        q = q.T  # (k', D), orthonormal rows
+        deflated = test - (test @ q.T) @ q  # rows g' = (I - QQ^T) g
+        # One batched call for A Q and A G': k' + (m - 2k) products.
+        products = batched(jnp.concatenate([q, deflated], axis=0))
+        a_q, a_deflated = products[: q.shape[0]], products[q.shape[0] :]
+        top = jnp.sum(q * a_q)
+        rest = jnp.mean(jnp.sum(deflated * a_deflated, axis=-1))
+        return f_z, top + rest
