@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jgen.typing import Array
+from jgen.validation import check_int
 
 __all__ = ["MLP", "ConvResNet"]
 
@@ -33,13 +34,6 @@ def _last_layer_inits(zero_init_last: bool):
     if zero_init_last:
         return nn.initializers.zeros_init(), nn.initializers.zeros_init()
     return nn.initializers.lecun_normal(), nn.initializers.zeros_init()
-
-
-def _check_positive_int(owner: str, name: str, value: Any, allow_zero: bool = False) -> None:
-    low = 0 if allow_zero else 1
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        expected = "a non-negative int" if allow_zero else "a positive int"
-        raise ValueError(f"{owner}: {name} must be {expected}, got {value!r}")
 
 
 class MLP(nn.Module):
@@ -69,8 +63,8 @@ class MLP(nn.Module):
             )
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         for width in self.hidden_dims:
-            _check_positive_int("MLP", "every hidden width", width)
-        _check_positive_int("MLP", "out_dim", self.out_dim)
+            check_int(width, "every hidden width", minimum=1, owner="MLP")
+        check_int(self.out_dim, "out_dim", minimum=1, owner="MLP")
         super().__post_init__()
 
     @nn.compact
@@ -123,9 +117,9 @@ class ConvResNet(nn.Module):
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
-        _check_positive_int("ConvResNet", "channels", self.channels)
-        _check_positive_int("ConvResNet", "num_blocks", self.num_blocks, allow_zero=True)
-        _check_positive_int("ConvResNet", "out_channels", self.out_channels)
+        check_int(self.channels, "channels", minimum=1, owner="ConvResNet")
+        check_int(self.num_blocks, "num_blocks", minimum=0, owner="ConvResNet")
+        check_int(self.out_channels, "out_channels", minimum=1, owner="ConvResNet")
         super().__post_init__()
 
     def _norm_act(self, h: Array, name: str) -> Array:

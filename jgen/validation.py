@@ -31,6 +31,7 @@ __all__ = [
     "check_dataset",
     "check_finite",
     "check_float_dtype",
+    "check_int",
     "check_positive_int",
     "check_trailing_shape",
     "is_concrete",
@@ -201,19 +202,30 @@ def check_finite(x: Any, name: str) -> None:
     )
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an int, if it is a positive int (numpy integers too, booleans not)."""
+def check_int(value: Any, name: str, *, minimum: int = 0, owner: str | None = None) -> int:
+    """``value`` as an int, if it is an int >= ``minimum`` (numpy integers too, booleans not).
+
+    The one integer check of jgen: bijector and network hyper-parameters (``event_ndims``,
+    widths, counts) and call arguments (``num_samples``) use it. ``owner`` prefixes the message.
+    """
+    prefix = f"{owner}: " if owner else ""
+    expected = {0: "a non-negative int", 1: "a positive int"}.get(minimum, f"an int >= {minimum}")
     if isinstance(value, bool | np.bool_):
-        raise ValidationTypeError(f"{name} must be a positive int, got {value!r}")
+        raise ValidationTypeError(f"{prefix}{name} must be {expected}, got {value!r}")
     try:
         number = operator.index(value)
     except TypeError:
         raise ValidationTypeError(
-            f"{name} must be a positive int, got {value!r} ({type(value).__name__})"
+            f"{prefix}{name} must be {expected}, got {value!r} ({type(value).__name__})"
         ) from None
-    if number < 1:
-        raise ValidationError(f"{name} must be a positive int, got {number}")
+    if number < minimum:
+        raise ValidationError(f"{prefix}{name} must be {expected}, got {number}")
     return number
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """``value`` as an int, if it is a positive int (numpy integers too, booleans not)."""
+    return check_int(value, name, minimum=1)
 
 
 def _check_split(name: str, split: str, data: Any, num_levels: int | None) -> None:

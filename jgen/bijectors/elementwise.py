@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -26,15 +25,11 @@ import jax.numpy as jnp
 
 from jgen.bijectors.base import Bijector, sum_rightmost
 from jgen.typing import Array
+from jgen.validation import check_int
 
 __all__ = ["Affine", "Logit", "ScalarAffine", "Sigmoid", "Tanh"]
 
 Initializer = Callable[..., Array]
-
-
-def _validate_event_ndims(owner: str, event_ndims: Any) -> None:
-    if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 0:
-        raise ValueError(f"{owner}: event_ndims must be an int >= 0, got {event_ndims!r}")
 
 
 def _event_log_det(per_element: Array, x: Array, event_ndims: int) -> Array:
@@ -91,7 +86,7 @@ class Affine(Bijector):
             isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
         ):
             raise ValueError(f"Affine: event_shape must be a tuple of positive ints, got {shape!r}")
-        _validate_event_ndims("Affine", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=0, owner="Affine")
         super().__post_init__()
 
     def setup(self):
@@ -136,7 +131,7 @@ class ScalarAffine(Bijector):
             raise ValueError(
                 "ScalarAffine: scale must be nonzero (the map is not invertible), got 0"
             )
-        _validate_event_ndims("ScalarAffine", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=0, owner="ScalarAffine")
         super().__post_init__()
 
     def _log_abs_scale(self, x: Array) -> Array:
@@ -165,7 +160,7 @@ class Sigmoid(Bijector):
     event_ndims: int = 1
 
     def __post_init__(self):
-        _validate_event_ndims("Sigmoid", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=0, owner="Sigmoid")
         super().__post_init__()
 
     def forward_and_log_det(self, x, context=None):
@@ -187,7 +182,7 @@ class Logit(Bijector):
     event_ndims: int = 1
 
     def __post_init__(self):
-        _validate_event_ndims("Logit", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=0, owner="Logit")
         super().__post_init__()
 
     def forward_and_log_det(self, x, context=None):
@@ -210,7 +205,7 @@ class Tanh(Bijector):
     event_ndims: int = 1
 
     def __post_init__(self):
-        _validate_event_ndims("Tanh", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=0, owner="Tanh")
         super().__post_init__()
 
     def forward_and_log_det(self, x, context=None):

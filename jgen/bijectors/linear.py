@@ -33,7 +33,9 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jgen.bijectors.base import Bijector
+from jgen.bijectors.permutations import check_permutation
 from jgen.typing import Array
+from jgen.validation import check_int
 
 __all__ = ["Conv1x1", "LULinear", "random_orthogonal"]
 
@@ -64,18 +66,6 @@ def lu_parameters(w0: Array) -> dict[str, Array]:
     }
 
 
-def _check_permutation(owner: str, permutation, size: int) -> tuple[int, ...] | None:
-    if permutation is None:
-        return None
-    perm = tuple(int(i) for i in np.asarray(permutation).reshape(-1))
-    if np.ndim(permutation) != 1 or sorted(perm) != list(range(size)):
-        raise ValueError(
-            f"{owner}: permutation must contain each of 0, ..., {size - 1} exactly once, "
-            f"got {tuple(np.asarray(permutation).tolist())!r}"
-        )
-    return perm
-
-
 class _LUMixing(Bijector):
     """Shared implementation: an LU-parameterised matrix applied to the last axis at every
     position of the event; log-det = (number of positions) · Σ log_s."""
@@ -84,11 +74,11 @@ class _LUMixing(Bijector):
         raise NotImplementedError
 
     def _validate(self, owner: str, size, event_ndims) -> None:
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"{owner}: the size must be a positive int, got {size!r}")
-        if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 1:
-            raise ValueError(f"{owner}: event_ndims must be an int >= 1, got {event_ndims!r}")
-        perm = _check_permutation(owner, self.permutation, size)
+        check_int(size, "the size", minimum=1, owner=owner)
+        check_int(event_ndims, "event_ndims", minimum=1, owner=owner)
+        perm = (
+            None if self.permutation is None else check_permutation(self.permutation, owner, size)
+        )
         object.__setattr__(self, "permutation", perm)
 
     def setup(self):

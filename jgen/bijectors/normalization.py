@@ -19,16 +19,9 @@ import jax.numpy as jnp
 
 from jgen.bijectors.base import Bijector
 from jgen.typing import Array
+from jgen.validation import check_int
 
 __all__ = ["ActNorm", "BatchNorm"]
-
-
-def _check_event_ndims(owner: str, event_ndims) -> None:
-    if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 1:
-        raise ValueError(
-            f"{owner} normalises the last (feature) axis, so event_ndims must be an int >= 1, "
-            f"got {event_ndims!r}"
-        )
 
 
 def _check_positive(owner: str, name: str, value) -> None:
@@ -80,7 +73,7 @@ class ActNorm(Bijector):
     eps: float = 1e-6
 
     def __post_init__(self):
-        _check_event_ndims("ActNorm", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=1, owner="ActNorm")
         _check_positive("ActNorm", "eps", self.eps)
         super().__post_init__()
 
@@ -153,7 +146,7 @@ class BatchNorm(Bijector):
     eps: float = 1e-5
 
     def __post_init__(self):
-        _check_event_ndims("BatchNorm", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=1, owner="BatchNorm")
         if (
             not isinstance(self.momentum, (int, float))
             or isinstance(self.momentum, bool)

@@ -16,20 +16,34 @@ import numpy as np
 
 from jgen.bijectors.base import Bijector
 from jgen.typing import Array
+from jgen.validation import check_int
 
-__all__ = ["Permute", "Reverse", "random_permutation"]
-
-
-def _check_event_ndims(owner: str, event_ndims) -> None:
-    if not isinstance(event_ndims, int) or isinstance(event_ndims, bool) or event_ndims < 1:
-        raise ValueError(
-            f"{owner} permutes the last axis, so event_ndims must be an int >= 1, "
-            f"got {event_ndims!r}"
-        )
+__all__ = ["Permute", "Reverse", "check_permutation", "random_permutation"]
 
 
 def _zero_log_det(x: Array, event_ndims: int) -> Array:
     return jnp.zeros(x.shape[: x.ndim - event_ndims], x.dtype)
+
+
+def check_permutation(permutation, owner: str, size: int | None = None) -> tuple[int, ...]:
+    """``permutation`` as a tuple, if it is a permutation of range(d) (d = ``size`` if given)."""
+    if isinstance(permutation, (str, bytes)) or not hasattr(permutation, "__iter__"):
+        raise TypeError(
+            f"{owner}: permutation must be a sequence of ints, got {type(permutation).__name__}"
+        )
+    try:
+        perm = tuple(operator.index(i) for i in np.asarray(permutation).reshape(-1).tolist())
+    except TypeError:
+        raise TypeError(
+            f"{owner}: permutation must contain ints, got {list(permutation)!r}"
+        ) from None
+    d = len(perm) if size is None else size
+    if np.ndim(permutation) != 1 or sorted(perm) != list(range(d)) or d == 0:
+        raise ValueError(
+            f"{owner}: permutation must be a 1-d sequence containing each of 0, ..., "
+            f"{'d-1' if size is None else d - 1} exactly once, got {perm!r}"
+        )
+    return perm
 
 
 class Reverse(Bijector):
@@ -38,7 +52,7 @@ class Reverse(Bijector):
     event_ndims: int = 1
 
     def __post_init__(self):
-        _check_event_ndims("Reverse", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=1, owner="Reverse")
         super().__post_init__()
 
     def forward_and_log_det(self, x, context=None):
@@ -59,26 +73,9 @@ class Permute(Bijector):
     event_ndims: int = 1
 
     def __post_init__(self):
-        perm = self.permutation
-        if isinstance(perm, (str, bytes)) or not hasattr(perm, "__iter__"):
-            raise TypeError(
-                f"Permute: permutation must be a sequence of ints, got {type(perm).__name__}"
-            )
-        try:
-            perm = tuple(operator.index(i) for i in np.asarray(perm).reshape(-1).tolist())
-        except TypeError:
-            raise TypeError(
-                f"Permute: permutation must contain ints, got {list(self.permutation)!r}"
-            ) from None
-        if np.ndim(self.permutation) != 1 or sorted(perm) != list(range(len(perm))):
-            raise ValueError(
-                "Permute: permutation must be a 1-d sequence containing each of "
-                f"0, ..., d-1 exactly once (a permutation of range(d)), got {perm!r}"
-            )
-        if not perm:
-            raise ValueError("Permute: permutation must not be empty")
+        perm = check_permutation(self.permutation, "Permute")
         object.__setattr__(self, "permutation", perm)
-        _check_event_ndims("Permute", self.event_ndims)
+        check_int(self.event_ndims, "event_ndims", minimum=1, owner="Permute")
         super().__post_init__()
 
     def _gather(self, x: Array, indices: np.ndarray) -> Array:

@@ -19,15 +19,11 @@ import flax.linen as nn
 from jgen.bijectors.base import Bijector, Chain, Inverse
 from jgen.bijectors.coupling import VECTOR_MASKS, AffineCoupling
 from jgen.bijectors.multiscale import FactorOut, Squeeze
+from jgen.validation import check_int
 
 __all__ = ["multiscale_realnvp", "realnvp"]
 
 ConditionerFactory = Callable[[int], nn.Module]
-
-
-def _check_count(name: str, value: Any, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
 
 
 def _check_conditioner(owner: str, conditioner: Any) -> None:
@@ -93,8 +89,8 @@ def realnvp(
     ``param_dtype`` is the couplings' parameter dtype; None (the default) is JAX's default float
     type, float64 under ``jax_enable_x64``.
     """
-    _check_count("realnvp: event_dim", event_dim, low=2)
-    _check_count("realnvp: num_layers", num_layers)
+    check_int(event_dim, "event_dim", minimum=2, owner="realnvp")
+    check_int(num_layers, "num_layers", minimum=1, owner="realnvp")
     if mask not in VECTOR_MASKS:
         raise ValueError(f"realnvp: mask must be one of {VECTOR_MASKS}, got {mask!r}")
     _check_conditioner("realnvp", conditioner)
@@ -162,10 +158,12 @@ def multiscale_realnvp(
     if shape is None or len(shape) != 3:
         raise ValueError(f"multiscale_realnvp: image_shape must be (H, W, C), got {image_shape!r}")
     for name, n in zip(("H", "W", "C"), shape, strict=True):
-        _check_count(f"multiscale_realnvp: image_shape {name}", n)
-    _check_count("multiscale_realnvp: num_scales", num_scales)
-    _check_count("multiscale_realnvp: num_couplings_per_scale", num_couplings_per_scale)
-    _check_count("multiscale_realnvp: num_final_couplings", num_final_couplings)
+        check_int(n, f"image_shape {name}", minimum=1, owner="multiscale_realnvp")
+    check_int(num_scales, "num_scales", minimum=1, owner="multiscale_realnvp")
+    check_int(
+        num_couplings_per_scale, "num_couplings_per_scale", minimum=1, owner="multiscale_realnvp"
+    )
+    check_int(num_final_couplings, "num_final_couplings", minimum=1, owner="multiscale_realnvp")
     h, w, _ = shape
     factor = 2 ** (num_scales - 1)
     if h % factor or w % factor:

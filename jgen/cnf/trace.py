@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from jgen.typing import Array, PRNGKey
+from jgen.validation import check_int
 
 __all__ = ["ExactTrace", "HutchPlusPlus", "Hutchinson", "TraceEstimator", "sample_probes"]
 
@@ -62,11 +63,6 @@ def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -
         raise ValueError(f"{owner}: {name} must be one of {choices}, got {value!r}")
 
 
-def _check_positive_int(owner: str, name: str, value: Any, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{owner}: {name} must be an int >= {low}, got {value!r}")
-
-
 def _check_event(owner: str, z: Array) -> None:
     if z.ndim != 1:
         raise ValueError(f"{owner} expects one flat event z of shape (D,), got {z.shape}")
@@ -98,7 +94,7 @@ class ExactTrace(TraceEstimator):
     stochastic: ClassVar[bool] = False
 
     def __post_init__(self):
-        _check_positive_int("ExactTrace", "max_batch", self.max_batch)
+        check_int(self.max_batch, "max_batch", minimum=1, owner="ExactTrace")
 
     def init_probes(self, key: PRNGKey, shape: tuple[int, ...], dtype) -> None:
         return None
@@ -140,7 +136,7 @@ class Hutchinson(TraceEstimator):
 
     def __post_init__(self):
         _check_choice("Hutchinson", "distribution", self.distribution, _DISTRIBUTIONS)
-        _check_positive_int("Hutchinson", "num_probes", self.num_probes)
+        check_int(self.num_probes, "num_probes", minimum=1, owner="Hutchinson")
         _check_choice("Hutchinson", "mode", self.mode, _MODES)
 
     def init_probes(self, key, shape, dtype) -> Array:
@@ -182,7 +178,7 @@ class HutchPlusPlus(TraceEstimator):
     mode: str = "jvp"
 
     def __post_init__(self):
-        _check_positive_int("HutchPlusPlus", "num_matvecs", self.num_matvecs, low=3)
+        check_int(self.num_matvecs, "num_matvecs", minimum=3, owner="HutchPlusPlus")
         _check_choice("HutchPlusPlus", "distribution", self.distribution, _DISTRIBUTIONS)
         _check_choice("HutchPlusPlus", "mode", self.mode, _MODES)
 
