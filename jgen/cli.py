@@ -64,24 +64,21 @@ def _build(config):
 
 def _restore(workdir: Path):
     """Rebuild a run's experiment from its config.json and restore its latest checkpoint."""
-    import jax
     from ml_collections import ConfigDict
 
     from jgen.config import ConfigError
     from jgen.data import BatchStream
-    from jgen.train import Checkpointer, TrainState, dataset_arrays, load_config, run_keys
+    from jgen.train import Checkpointer, dataset_arrays, initial_state, load_config
 
     try:
         config = ConfigDict(load_config(workdir))
     except (ValueError, TypeError) as e:  # not JSON, or not a dict of settings
         raise ConfigError(f"{workdir / 'config.json'} is not a valid jgen config ({e})") from e
     exp = _build(config)
-    init_key = run_keys(exp.train.seed)[0]
-    stream = BatchStream(dataset_arrays(exp.dataset, "train"), exp.train.batch_size, seed=0)
-    params, model_state = exp.objective.init(init_key, stream.batch(0))
-    template = TrainState.create(
-        params=params, model_state=model_state, tx=exp.tx, rng=jax.random.PRNGKey(0)
+    stream = BatchStream(
+        dataset_arrays(exp.dataset, "train"), exp.train.batch_size, seed=exp.train.seed
     )
+    template = initial_state(exp.objective, stream, exp.tx, seed=exp.train.seed)
     checkpointer = Checkpointer(workdir)
     if checkpointer.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")

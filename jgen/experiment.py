@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -153,7 +152,3 @@ def build_experiment(config: ConfigDict) -> Experiment:
     tx = make_optimizer(total_steps=train.steps, **config.optim)
     parts = FAMILIES[family](config, dataset)
     return Experiment(name=config.get("name", family), dataset=dataset, tx=tx, train=train, **parts)
-
-
-def num_params(params) -> int:
-    return sum(math.prod(x.shape) for x in jax.tree.leaves(params))

@@ -8,6 +8,7 @@ from jgen.train.loop import (
     dataset_arrays,
     evaluate_dataset,
     fit,
+    initial_state,
     run_keys,
 )
 from jgen.train.step import (
@@ -30,6 +31,7 @@ __all__ = [
     "dataset_arrays",
     "evaluate_dataset",
     "fit",
+    "initial_state",
     "load_config",
     "make_eval_step",
     "make_optimizer",

@@ -38,6 +38,7 @@ __all__ = [
     "dataset_arrays",
     "evaluate_dataset",
     "fit",
+    "initial_state",
     "run_keys",
 ]
 
@@ -128,6 +129,16 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The (init, train, eval) keys of a run with this seed; `jgen eval` reuses them."""
     init_key, train_key, eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
     return init_key, train_key, eval_key
+
+
+def initial_state(objective: Objective, stream: BatchStream, tx, *, seed: int) -> TrainState:
+    """The state at step 0 of a run: parameters initialised on the stream's first batch.
+
+    `fit` starts from it; `jgen eval`/`sample` use it as the template a checkpoint restores into.
+    """
+    init_key, train_key, _ = run_keys(seed)
+    params, model_state = objective.init(init_key, stream.batch(0))
+    return TrainState.create(params=params, model_state=model_state, tx=tx, rng=train_key)
 
 
 class _StopSignal:
@@ -244,9 +255,8 @@ def fit(
     train_arrays = dataset_arrays(dataset, "train")
     stream = BatchStream(train_arrays, config.batch_size, seed=config.seed)
 
-    init_key, train_key, eval_key = run_keys(config.seed)
-    params, model_state = objective.init(init_key, stream.batch(0))
-    state = TrainState.create(params=params, model_state=model_state, tx=tx, rng=train_key)
+    state = initial_state(objective, stream, tx, seed=config.seed)
+    eval_key = run_keys(config.seed)[2]
     if mesh is not None:
         state = jax.device_put(state, replicated_sharding(mesh))
 
