@@ -14,6 +14,7 @@ Config sections shared by every family:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from jgen.data import Dataset, load_dataset
 from jgen.distributions import DensityObjective, Flow, LogitPreprocess
 from jgen.train import TrainConfig, TrainState, make_optimizer
 
-__all__ = ["FAMILIES", "Experiment", "build_experiment", "config_to_dict"]
+__all__ = ["FAMILIES", "Experiment", "build_experiment", "config_to_dict", "family_builder"]
 
 
 @dataclasses.dataclass
@@ -136,19 +137,44 @@ def build_flow_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any
     )
 
 
-FAMILIES: dict[str, Callable[[ConfigDict, Dataset], dict[str, Any]]] = {
+FamilyBuilder = Callable[[ConfigDict, Dataset], dict[str, Any]]
+
+# family -> builder, or "module:function" imported on first use (so that families live in their
+# own subpackages and importing jgen.experiment stays cheap).
+FAMILIES: dict[str, FamilyBuilder | str] = {
     "flow": build_flow_experiment,
+    "cnf": "jgen.cnf.experiment:build_cnf_experiment",
+    "vae": "jgen.vae.experiment:build_vae_experiment",
+    "helmholtz": "jgen.vae.experiment:build_helmholtz_experiment",
+    "gan": "jgen.gan.experiment:build_gan_experiment",
+    "seq2seq": "jgen.seq2seq.experiment:build_seq2seq_experiment",
+    "autoregressive": "jgen.autoregressive.experiment:build_autoregressive_experiment",
+    "residual_flow": "jgen.residual.experiment:build_residual_experiment",
+    "flow_matching": "jgen.flow_matching.experiment:build_flow_matching_experiment",
+    "moser_flow": "jgen.flow_matching.experiment:build_moser_experiment",
 }
+
+
+def family_builder(family: str) -> FamilyBuilder:
+    """The builder registered for ``family`` (imported on first use)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown config.family {family!r}; known families: {sorted(FAMILIES)}")
+    builder = FAMILIES[family]
+    if isinstance(builder, str):
+        module_name, _, attr = builder.partition(":")
+        builder = getattr(importlib.import_module(module_name), attr)
+        FAMILIES[family] = builder
+    return builder
 
 
 def build_experiment(config: ConfigDict) -> Experiment:
     """Build data, objective, optimiser and loop settings from ``config``."""
     family = config.get("family")
-    if family not in FAMILIES:
-        raise ValueError(f"unknown config.family {family!r}; known families: {sorted(FAMILIES)}")
+    builder = family_builder(family)
     data = dict(config.data)
     dataset = load_dataset(data.pop("name"), **data)
     train = TrainConfig(**config.train)
-    tx = make_optimizer(total_steps=train.steps, **config.optim)
-    parts = FAMILIES[family](config, dataset)
+    parts = builder(config, dataset)
+    # A family with its own optimiser set-up (e.g. one per GAN player) returns it as "tx".
+    tx = parts.pop("tx", None) or make_optimizer(total_steps=train.steps, **config.optim)
     return Experiment(name=config.get("name", family), dataset=dataset, tx=tx, train=train, **parts)
