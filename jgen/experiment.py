@@ -86,12 +86,17 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
                 actnorm=bool(model.get("actnorm", False)),
             )
         )
+    elif kind == "residual":
+        # Residual flows (i-ResNet / Residual Flows): every other key of `model` is an option of
+        # `jgen.bijectors.residual_flow`.
+        options = {k: v for k, v in model.to_dict().items() if k not in ("kind", "logit_alpha")}
+        layers.append(jb.residual_flow(shape, **options))
     elif kind == "diagonal_gaussian":
         layers.append(jb.Affine(event_shape=shape, event_ndims=len(shape)))
     else:
         raise ValueError(
-            f"unknown model.kind {kind!r}; expected 'realnvp', 'multiscale_realnvp' or "
-            "'diagonal_gaussian'"
+            f"unknown model.kind {kind!r}; expected 'realnvp', 'multiscale_realnvp', "
+            "'residual' or 'diagonal_gaussian'"
         )
     return layers[0] if len(layers) == 1 else jb.Chain(layers)
 
@@ -149,9 +154,9 @@ FAMILIES: dict[str, FamilyBuilder | str] = {
     "gan": "jgen.gan.experiment:build_gan_experiment",
     "seq2seq": "jgen.seq2seq.experiment:build_seq2seq_experiment",
     "autoregressive": "jgen.autoregressive.experiment:build_autoregressive_experiment",
-    "residual_flow": "jgen.residual.experiment:build_residual_experiment",
     "flow_matching": "jgen.flow_matching.experiment:build_flow_matching_experiment",
     "moser_flow": "jgen.flow_matching.experiment:build_moser_experiment",
+    "vi": "jgen.vi.experiment:build_vi_experiment",
 }
 
 

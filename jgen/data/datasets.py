@@ -78,6 +78,22 @@ class Dataset:
     def is_discrete(self) -> bool:
         return self.num_levels is not None
 
+    def arrays(self, split: str) -> dict[str, np.ndarray]:
+        """The arrays of one split as the batchable dict the trainer feeds to an objective:
+        ``{'x': examples}``, plus ``'label'`` when the split has labels."""
+        splits = {"train": (self.train, self.train_labels), "test": (self.test, self.test_labels)}
+        if self.valid is not None:
+            splits["valid"] = (self.valid, None)
+        if split not in splits:
+            raise ValueError(
+                f"{self.name}: unknown split {split!r}; expected one of {sorted(splits)}"
+            )
+        x, labels = splits[split]
+        arrays = {"x": x}
+        if labels is not None:
+            arrays["label"] = labels
+        return arrays
+
 
 Root = str | os.PathLike[str] | None
 

@@ -84,13 +84,8 @@ class FitResult:
 
 
 def dataset_arrays(dataset: Dataset, split: str) -> dict[str, np.ndarray]:
-    """The arrays of one split as a batchable dict: ``{'x': ..., 'label': ...}``."""
-    x = dataset.train if split == "train" else dataset.test
-    labels = dataset.train_labels if split == "train" else dataset.test_labels
-    arrays = {"x": x}
-    if labels is not None:
-        arrays["label"] = labels
-    return arrays
+    """The arrays of one split as a batchable dict (`Dataset.arrays`)."""
+    return dataset.arrays(split)
 
 
 def evaluate_dataset(
