@@ -42,6 +42,19 @@ solve every event reports the batch's count). They describe the primal solve onl
 backward pass). Get them with ``out, state = model.apply(variables, x, method=...,
 mutable=['intermediates'])``; `summarize_stats(state)` adds them up over every CNF in a model.
 Nothing is recorded by ``init``, so initialised variables hold no ``'intermediates'``.
+
+**Regularisers** (RNODE, Finlay et al. 2020, "How to train your neural ODE"). With
+``regularizers=('kinetic_energy', 'jacobian_frobenius')`` (either or both) the solve integrates
+extra states along the same trajectory,
+
+    E = ∫_{t0}^{t1} ||h(z(t), t)||^2 dt          (kinetic energy)
+    F = ∫_{t0}^{t1} ||∂h/∂z (z(t), t)||_F^2 dt   (Jacobian Frobenius norm)
+
+F uses the trace estimator's own products (exact for ``ExactTrace``, unbiased ||A ε||^2 for the
+stochastic ones), so it costs no extra evaluations. Both are non-negative whichever the direction
+of integration, have the batch shape, and are sown into ``'intermediates'`` under
+``'cnf_regularizers'`` (differentiable: a loss adds λ_E E + λ_F F, see `collect_regularizers`
+and `jgen.distributions.DensityObjective`'s ``regularization``).
 """
 
 from __future__ import annotations
@@ -61,9 +74,18 @@ from jgen.bijectors.base import Bijector
 from jgen.cnf.trace import ExactTrace, TraceEstimator
 from jgen.typing import Array
 
-__all__ = ["CNF", "STATS_NAME", "summarize_stats"]
+__all__ = [
+    "CNF",
+    "REGULARIZERS",
+    "REGULARIZERS_NAME",
+    "STATS_NAME",
+    "collect_regularizers",
+    "summarize_stats",
+]
 
 STATS_NAME = "cnf_stats"
+REGULARIZERS_NAME = "cnf_regularizers"
+REGULARIZERS = ("kinetic_energy", "jacobian_frobenius")
 
 
 class CNF(Bijector):
@@ -96,6 +118,8 @@ class CNF(Bijector):
     solve_jointly:       solve the batch as one ODE (FFJORD's behaviour) instead of one ODE per
                          event (default).
     throw:               raise on a failed solve (diffrax's ``throw``).
+    regularizers:        RNODE terms to integrate along the solve: a tuple of
+                         'kinetic_energy' and/or 'jacobian_frobenius' (module docstring).
     """
 
     vector_field: nn.Module
@@ -110,10 +134,12 @@ class CNF(Bijector):
     max_steps: int = 4096
     solve_jointly: bool = False
     throw: bool = True
+    regularizers: tuple[str, ...] = ()
 
     def __post_init__(self):
         self._validate()
         object.__setattr__(self, "event_shape", tuple(self.event_shape))
+        object.__setattr__(self, "regularizers", tuple(self.regularizers))
         super().__post_init__()
 
     def _validate(self) -> None:
@@ -152,6 +178,13 @@ class CNF(Bijector):
             raise ValueError(f"CNF: dt0 must be None or a positive number, got {self.dt0!r}")
         if isinstance(self.stepsize_controller, diffrax.ConstantStepSize) and self.dt0 is None:
             raise ValueError("CNF: a ConstantStepSize controller needs dt0 (the step size)")
+        if isinstance(self.regularizers, str) or not all(
+            r in REGULARIZERS for r in self.regularizers
+        ):
+            raise ValueError(
+                f"CNF: regularizers must be a tuple of names from {REGULARIZERS}, got "
+                f"{self.regularizers!r}"
+            )
         steps = self.max_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"CNF: max_steps must be a positive int, got {steps!r}")
@@ -187,12 +220,20 @@ class CNF(Bijector):
         field, variables = self._unbound_field(dtype, context)
         probes = self._probes(num_events, dim, dtype)
         start, end = (self.t1, self.t0) if inverse else (self.t0, self.t1)
-        z_out, log_det, stats = self._solve(field, variables, z, flat_context, probes, start, end)
+        z_out, log_det, regs, stats = self._solve(
+            field, variables, z, flat_context, probes, start, end
+        )
         stats = {
             k: jnp.broadcast_to(v, (num_events,)).reshape(batch_shape) for k, v in stats.items()
         }
         if not self.is_initializing():  # init's variables must not carry statistics
             self.sow("intermediates", STATS_NAME, stats)
+            if self.regularizers:
+                values = {
+                    name: regs[:, i].reshape(batch_shape)
+                    for i, name in enumerate(self.regularizers)
+                }
+                self.sow("intermediates", REGULARIZERS_NAME, values)
         return z_out.reshape(x.shape), log_det.reshape(batch_shape)
 
     def _check_input(self, x: Array) -> tuple[int, ...]:
@@ -254,6 +295,7 @@ class CNF(Bijector):
             max_steps=self.max_steps,
             solve_jointly=self.solve_jointly,
             throw=self.throw,
+            regularizers=self.regularizers,
         )
         # The times are arguments, not constants: forward and inverse share one compilation.
         times = jnp.asarray([start, end], z.dtype)
@@ -270,7 +312,7 @@ class _AugmentedSolve:
 
     Called as ``problem(variables, z, context, probes, times)`` on a (N, D) batch, integrating
     from ``times[0]`` to ``times[1]``; returns the final states (N, D), the log-dets (N,) and
-    the statistics (per event, or scalars when joint).
+    the regularisers (N, R) and the statistics (per event, or scalars when joint).
     """
 
     field: nn.Module
@@ -284,17 +326,25 @@ class _AugmentedSolve:
     max_steps: int
     solve_jointly: bool
     throw: bool
+    regularizers: tuple[str, ...] = ()
 
     def event_dynamics(self, t, z, probes, context, variables):
-        """(dz/dt, tr ∂h/∂z) for one flat event z of shape (D,)."""
+        """(dz/dt, tr ∂h/∂z, regulariser rates (R,)) for one flat event z of shape (D,)."""
         t = jnp.asarray(t, self.dtype)
 
         def field_fn(v):
             out = self.field.apply(variables, v.reshape(self.event_shape), t, context)
             return out.reshape(-1).astype(self.dtype)
 
-        dz, trace = self.trace_estimator(field_fn, z, probes)
-        return dz, jnp.asarray(trace, self.dtype)
+        frobenius = "jacobian_frobenius" in self.regularizers
+        dz, trace, frob = self.trace_estimator.estimate(field_fn, z, probes, frobenius=frobenius)
+        rates = {"kinetic_energy": lambda: jnp.sum(dz**2), "jacobian_frobenius": lambda: frob}
+        reg = (
+            jnp.stack([rates[name]() for name in self.regularizers])
+            if self.regularizers
+            else (jnp.zeros((0,), self.dtype))
+        )
+        return dz, jnp.asarray(trace, self.dtype), reg.astype(self.dtype)
 
     def dynamics(self, t, state, args):
         variables, probes, context = args
@@ -312,7 +362,11 @@ class _AugmentedSolve:
             t1=end,
             # diffrax takes dt0 with the sign of t1 - t0.
             dt0=None if self.dt0 is None else jnp.sign(end - start) * self.dt0,
-            y0=(z0, jnp.zeros(z0.shape[:-1], self.dtype)),
+            y0=(
+                z0,
+                jnp.zeros(z0.shape[:-1], self.dtype),
+                jnp.zeros((*z0.shape[:-1], len(self.regularizers)), self.dtype),
+            ),
             args=(variables, probes, context),
             saveat=diffrax.SaveAt(t1=True),
             stepsize_controller=self.stepsize_controller,
@@ -320,8 +374,10 @@ class _AugmentedSolve:
             max_steps=self.max_steps,
             throw=self.throw,
         )
-        z1, log_det = (leaf[0] for leaf in sol.ys)
-        return z1, log_det, self.stats(sol)
+        z1, log_det, regs = (leaf[0] for leaf in sol.ys)
+        # Integrating backwards accumulates −∫ of the (non-negative) rates.
+        regs = jnp.sign(end - start) * regs
+        return z1, log_det, regs, self.stats(sol)
 
     def stats(self, sol: diffrax.Solution) -> dict[str, Array]:
         num_steps = sol.stats["num_steps"]
@@ -373,17 +429,7 @@ def summarize_stats(intermediates: Mapping) -> dict[str, Array]:
     ``nfe`` is then the number of function evaluations one example costs on average.
     ``num_solves`` counts the solves and ``all_succeeded`` says whether all of them succeeded.
     """
-    found: list[Mapping[str, Array]] = []
-
-    def walk(tree):
-        if isinstance(tree, Mapping):
-            for name, value in tree.items():
-                if name == STATS_NAME:
-                    found.extend(value)
-                else:
-                    walk(value)
-
-    walk(intermediates)
+    found: list[Mapping[str, Array]] = _find(intermediates, STATS_NAME)
     summary: dict[str, Array] = {"num_solves": jnp.asarray(len(found))}
     if not found:
         return summary
@@ -392,3 +438,36 @@ def summarize_stats(intermediates: Mapping) -> dict[str, Array]:
             summary[name] = sum(jnp.mean(s[name].astype(jnp.float32)) for s in found)
     summary["all_succeeded"] = jnp.all(jnp.stack([jnp.all(s["succeeded"]) for s in found]))
     return summary
+
+
+def _find(tree, name: str) -> list:
+    found: list = []
+
+    def walk(node):
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key == name:
+                    found.extend(value)
+                else:
+                    walk(value)
+
+    walk(tree)
+    return found
+
+
+def collect_nfe(intermediates: Mapping) -> Array | None:
+    """Function evaluations per example (batch shape) of every CNF solve in ``intermediates``,
+    summed over solves; None when no solve reported an NFE."""
+    found = [s["nfe"] for s in _find(intermediates, STATS_NAME) if "nfe" in s]
+    return sum(found[1:], found[0]) if found else None
+
+
+def collect_regularizers(intermediates: Mapping) -> dict[str, Array]:
+    """The RNODE regularisers of every CNF solve in ``intermediates``, per example (batch
+    shape), summed over solves (e.g. the blocks of a multi-block model). Empty when no CNF
+    integrated any."""
+    totals: dict[str, Array] = {}
+    for values in _find(intermediates, REGULARIZERS_NAME):
+        for name, value in values.items():
+            totals[name] = totals[name] + value if name in totals else value
+    return totals

@@ -6,8 +6,12 @@ estimator is a frozen dataclass with the same interface:
     probes = estimator.init_probes(key, shape, dtype)   # random vectors, fixed for one ODE solve
     f_z, trace = estimator(f, z, probes)                  # f(z) and an estimate of tr(∂f/∂z (z))
 
-``shape`` is the shape of one event (D,). ``estimator.stochastic`` says whether the estimate is
-random; deterministic estimators (``ExactTrace``) return ``None`` probes and ignore the key.
+``shape`` is the shape of one event (D,). ``estimator.estimate(f, z, probes, frobenius=True)``
+also returns an estimate of the squared Frobenius norm ||∂f/∂z||_F^2 from the same products (the
+Jacobian regulariser of RNODE, Finlay et al. 2020): exact for ``ExactTrace`` (Σ_i ||A e_i||^2),
+unbiased (mean of ||A ε||^2, E[ε ε^T] = I) for the stochastic ones. ``estimator.stochastic`` says
+whether the estimate is random; deterministic estimators (``ExactTrace``) return ``None``
+probes and ignore the key.
 Matrix-vector products with the Jacobian A = ∂f/∂z(z) are Jacobian-vector products (forward
 mode, from one ``jax.linearize``) or vector-Jacobian products (reverse mode, from one
 ``jax.vjp``); either costs about one extra evaluation of f per product and never forms A.
@@ -76,8 +80,15 @@ class TraceEstimator:
     def init_probes(self, key: PRNGKey, shape: tuple[int, ...], dtype) -> Any:
         raise NotImplementedError
 
-    def __call__(self, f: Callable[[Array], Array], z: Array, probes: Any) -> tuple[Array, Array]:
+    def estimate(
+        self, f: Callable[[Array], Array], z: Array, probes: Any, frobenius: bool = False
+    ) -> tuple[Array, Array, Array | None]:
+        """(f(z), trace estimate, squared-Frobenius estimate or None)."""
         raise NotImplementedError
+
+    def __call__(self, f: Callable[[Array], Array], z: Array, probes: Any) -> tuple[Array, Array]:
+        f_z, trace, _ = self.estimate(f, z, probes)
+        return f_z, trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,20 +110,22 @@ class ExactTrace(TraceEstimator):
     def init_probes(self, key: PRNGKey, shape: tuple[int, ...], dtype) -> None:
         return None
 
-    def __call__(self, f, z, probes=None):
+    def estimate(self, f, z, probes=None, frobenius=False):
         _check_event("ExactTrace", z)
         f_z, matvec = _matvec_fn(f, z, "jvp")
         dim = z.shape[0]
 
-        def diagonal_entry(i):
-            e_i = jnp.zeros_like(z).at[i].set(1)
-            return matvec(e_i)[i]
+        def column_stats(i):  # (A_ii, ||A e_i||^2) from the column A e_i
+            column = matvec(jnp.zeros_like(z).at[i].set(1))
+            return column[i], jnp.sum(column**2) if frobenius else jnp.zeros((), z.dtype)
 
         if dim <= self.max_batch:
-            diagonal = jax.vmap(diagonal_entry)(jnp.arange(dim))
+            diagonal, squares = jax.vmap(column_stats)(jnp.arange(dim))
         else:
-            diagonal = jax.lax.map(diagonal_entry, jnp.arange(dim), batch_size=self.max_batch)
-        return f_z, jnp.sum(diagonal)
+            diagonal, squares = jax.lax.map(
+                column_stats, jnp.arange(dim), batch_size=self.max_batch
+            )
+        return f_z, jnp.sum(diagonal), jnp.sum(squares) if frobenius else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,11 +155,14 @@ class Hutchinson(TraceEstimator):
     def init_probes(self, key, shape, dtype) -> Array:
         return sample_probes(key, (self.num_probes, *shape), dtype, self.distribution)
 
-    def __call__(self, f, z, probes):
+    def estimate(self, f, z, probes, frobenius=False):
         _check_event("Hutchinson", z)
         f_z, matvec = _matvec_fn(f, z, self.mode)
         products = jax.vmap(matvec)(probes)
-        return f_z, jnp.mean(jnp.sum(probes * products, axis=-1))
+        trace = jnp.mean(jnp.sum(probes * products, axis=-1))
+        # E||A ε||^2 = E||A^T ε||^2 = ||A||_F^2, so either mode's products serve.
+        frob = jnp.mean(jnp.sum(products**2, axis=-1)) if frobenius else None
+        return f_z, trace, frob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +211,7 @@ class HutchPlusPlus(TraceEstimator):
             "test": sample_probes(key_g, (num_test, *shape), dtype, self.distribution),
         }
 
-    def __call__(self, f, z, probes):
+    def estimate(self, f, z, probes, frobenius=False):
         _check_event("HutchPlusPlus", z)
         f_z, matvec = _matvec_fn(f, z, self.mode)
         batched = jax.vmap(matvec)
@@ -210,4 +226,6 @@ class HutchPlusPlus(TraceEstimator):
         a_q, a_deflated = products[: q.shape[0]], products[q.shape[0] :]
         top = jnp.sum(q * a_q)
         rest = jnp.mean(jnp.sum(deflated * a_deflated, axis=-1))
-        return f_z, top + rest
+        # The sketch products A s use raw probes: an unbiased estimate of ||A||_F^2.
+        frob = jnp.mean(jnp.sum(a_sketch**2, axis=-1)) if frobenius else None
+        return f_z, top + rest, frob

@@ -4,6 +4,12 @@ loss = −(1/B) Σ_b log p(x_b), in nats. Discrete data (``num_levels`` = K) is 
 fly, y = (x + u)/K, and also reported in bits/dim, (−log p_Y(y) + D log K)/(D log 2): the flow
 then models the unit cube, typically through `LogitPreprocess` as its outermost layer.
 Non-parameter collections (``batch_stats``) are updated in training and frozen in evaluation.
+
+Continuous flows (`jgen.cnf.CNF`) report their solver statistics and RNODE regularisers through
+Flax's ``'intermediates'``: the metrics then include ``nfe`` (function evaluations of the density
+solve per example, summed over CNF blocks) and the regularisers' values, and
+``regularization={'kinetic_energy': λ_E, 'jacobian_frobenius': λ_F}`` adds λ·mean(value) to the
+training loss (the CNFs must integrate those terms: ``CNF(..., regularizers=...)``).
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.cnf.cnf import collect_nfe, collect_regularizers
 from jgen.distributions.dequantization import bits_per_dim, uniform_dequantize
 from jgen.distributions.flow import Flow
 from jgen.typing import Array, PRNGKey
@@ -29,6 +37,22 @@ class DensityObjective:
     flow: Flow
     num_levels: int | None = None
     context_key: str | None = None  # batch entry to condition on (e.g. one-hot labels)
+    regularization: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        from jgen.cnf.cnf import REGULARIZERS
+
+        weights = dict(self.regularization)
+        unknown = sorted(set(weights) - set(REGULARIZERS))
+        if unknown:
+            raise ValueError(
+                f"DensityObjective: regularization keys must be among {REGULARIZERS}, got {unknown}"
+            )
+        if any(not (isinstance(w, int | float) and w >= 0) for w in weights.values()):
+            raise ValueError(
+                f"DensityObjective: regularization weights must be >= 0, got {weights}"
+            )
+        object.__setattr__(self, "regularization", weights)
 
     @property
     def num_dims(self) -> int:
@@ -80,14 +104,30 @@ class DensityObjective:
         ``key`` feeds the ``'trace'`` RNG stream that stochastic layers draw from (e.g. a CNF with
         a Hutchinson trace estimator); deterministic flows ignore it.
         """
+        lp, model_state, _ = self._log_prob(params, model_state, x, context, train=train, key=key)
+        return lp, model_state
+
+    def _log_prob(self, params, model_state, x, context, *, train: bool, key):
+        """(log p(x), model state, the ``'intermediates'`` the layers sowed)."""
         variables = {"params": params, **model_state}
         rngs = None if key is None else {"trace": key}
-        if train and model_state:
-            lp, updates = self.flow.apply(
-                variables, x, context, method=Flow.log_prob, mutable=list(model_state), rngs=rngs
-            )
-            return lp, {**model_state, **updates}
-        return self.flow.apply(variables, x, context, method=Flow.log_prob, rngs=rngs), model_state
+        mutable = [*model_state, "intermediates"] if train else ["intermediates"]
+        lp, updates = self.flow.apply(
+            variables, x, context, method=Flow.log_prob, mutable=mutable, rngs=rngs
+        )
+        updates = dict(updates)
+        intermediates = updates.pop("intermediates", {})
+        if train:
+            model_state = {**model_state, **updates}
+        return lp, model_state, intermediates
+
+    def _layer_metrics(self, intermediates) -> dict[str, Any]:
+        """Per-example values sown by the layers: NFE of CNF solves, RNODE regularisers."""
+        metrics: dict[str, Any] = dict(collect_regularizers(intermediates))
+        nfe = collect_nfe(intermediates)
+        if nfe is not None:
+            metrics["nfe"] = nfe.astype(jnp.result_type(float))
+        return metrics
 
     def _metrics(self, log_prob: Array) -> dict[str, Array]:
         metrics = {"nll": -log_prob}
@@ -97,16 +137,30 @@ class DensityObjective:
 
     def loss(self, params, model_state, batch, key):
         x, context = self._inputs(batch, key)
-        lp, model_state = self.log_prob(
+        lp, model_state, intermediates = self._log_prob(
             params, model_state, x, context, train=True, key=_layer_key(key)
         )
         metrics = {k: jnp.mean(v) for k, v in self._metrics(lp).items()}
-        return metrics["nll"], (metrics, model_state)
+        layer_metrics = {k: jnp.mean(v) for k, v in self._layer_metrics(intermediates).items()}
+        loss = metrics["nll"]
+        for name, weight in self.regularization.items():
+            if name not in layer_metrics:
+                raise ValueError(
+                    f"DensityObjective: regularization {name!r} is weighted but no layer "
+                    f"integrated it (build the CNF with regularizers=({name!r}, ...))"
+                )
+            loss = loss + weight * layer_metrics[name]
+        metrics.update(layer_metrics)
+        return loss, (metrics, model_state)
 
     def evaluate(self, params, model_state, batch, key):
         x, context = self._inputs(batch, key)
-        lp, _ = self.log_prob(params, model_state, x, context, key=_layer_key(key))
-        return self._metrics(lp)
+        lp, _, intermediates = self._log_prob(
+            params, model_state, x, context, train=False, key=_layer_key(key)
+        )
+        metrics = self._metrics(lp)
+        metrics.update(self._layer_metrics(intermediates))
+        return metrics
 
     def sample(self, params, model_state, key, num_samples: int, context=None):
         variables = {"params": params, **model_state}
