@@ -30,7 +30,15 @@ from jgen.data import Dataset, load_dataset
 from jgen.distributions import DensityObjective, Flow, LogitPreprocess
 from jgen.train import TrainConfig, TrainState, make_optimizer
 
-__all__ = ["FAMILIES", "Experiment", "build_experiment", "config_to_dict", "family_builder"]
+__all__ = [
+    "FAMILIES",
+    "Experiment",
+    "build_experiment",
+    "config_to_dict",
+    "density_figures",
+    "density_sampler",
+    "family_builder",
+]
 
 
 @dataclasses.dataclass
@@ -101,14 +109,23 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
     return layers[0] if len(layers) == 1 else jb.Chain(layers)
 
 
-def _flow_figures(objective: DensityObjective, dataset: Dataset, name: str):
+def density_figures(
+    objective, dataset: Dataset, name: str, *, resolution: int = 200, num_samples: int = 20_000
+):
+    """The figures hook of a density model with ``sample(params, model_state, key, n)`` and
+    ``log_prob(params, model_state, x) -> (log p, state)`` (e.g. `DensityObjective`): for 2-D
+    data, samples over the data and the density on a grid (its integral goes to density.json);
+    for images, a grid of samples."""
+
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         key = jax.random.PRNGKey(1234)
         if dataset.event_shape == (2,):
-            samples = np.asarray(objective.sample(state.params, state.model_state, key, 20_000))
+            samples = np.asarray(
+                objective.sample(state.params, state.model_state, key, num_samples)
+            )
             limit = float(np.ceil(np.percentile(np.abs(dataset.test), 99.5) + 0.5))
             log_prob = jax.jit(lambda x: objective.log_prob(state.params, state.model_state, x)[0])
-            grid = plotting.density_grid(log_prob, limit=limit)
+            grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)
             integral = plotting.grid_integral(grid[2], limit=limit)
             (workdir / "density.json").write_text(
                 json.dumps({"grid_limit": limit, "density_integral": integral}, indent=2)
@@ -124,21 +141,27 @@ def _flow_figures(objective: DensityObjective, dataset: Dataset, name: str):
     return figures
 
 
+def density_sampler(objective, dataset: Dataset):
+    """The sample hook of a density model: samples, mapped back to the integer levels of
+    discrete data (the model lives on the dequantised unit cube)."""
+
+    def sample(state: TrainState, key, num: int) -> np.ndarray:
+        x = np.asarray(objective.sample(state.params, state.model_state, key, num))
+        if dataset.num_levels is not None:
+            x = np.clip(np.floor(x * dataset.num_levels), 0, dataset.num_levels - 1)
+        return x
+
+    return sample
+
+
 def build_flow_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
     bijector = _flow_bijector(config.model, dataset)
     flow = Flow(bijector, tuple(dataset.event_shape))
     objective = DensityObjective(flow, num_levels=dataset.num_levels)
-
-    def sample(state: TrainState, key, num: int) -> np.ndarray:
-        x = np.asarray(objective.sample(state.params, state.model_state, key, num))
-        if dataset.num_levels is not None:  # back to the integer levels of the data
-            x = np.clip(np.floor(x * dataset.num_levels), 0, dataset.num_levels - 1)
-        return x
-
     return dict(
         objective=objective,
-        figures=_flow_figures(objective, dataset, config.get("name", "flow")),
-        sample=sample,
+        figures=density_figures(objective, dataset, config.get("name", "flow")),
+        sample=density_sampler(objective, dataset),
     )
 
 

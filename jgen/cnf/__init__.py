@@ -10,23 +10,29 @@ from jgen.cnf.cnf import (
     collect_regularizers,
     summarize_stats,
 )
+from jgen.cnf.strategies import ADJOINTS, SOLVERS, make_cnf, make_trace_estimator
 from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator, sample_probes
-from jgen.cnf.vector_fields import ConcatSquashDense, ConcatSquashField, MLPField
+from jgen.cnf.vector_fields import ConcatSquashDense, ConcatSquashField, FlattenedField, MLPField
 
 __all__ = [
+    "ADJOINTS",
     "CNF",
     "REGULARIZERS",
     "REGULARIZERS_NAME",
+    "SOLVERS",
     "STATS_NAME",
     "ConcatSquashDense",
     "ConcatSquashField",
     "ExactTrace",
+    "FlattenedField",
     "HutchPlusPlus",
     "Hutchinson",
     "MLPField",
     "TraceEstimator",
     "collect_nfe",
     "collect_regularizers",
+    "make_cnf",
+    "make_trace_estimator",
     "sample_probes",
     "summarize_stats",
 ]

@@ -184,3 +184,19 @@ class ConcatSquashField(nn.Module):
             h = act(ConcatSquashDense(width, self.param_dtype, name=f"hidden_{i}")(h, t, context))
         out = ConcatSquashDense(z.shape[-1], self.param_dtype, name="out")(h, t, context)
         return out.astype(z.dtype)
+
+
+class FlattenedField(nn.Module):
+    """A vector field on events of any shape from a field on flat vectors:
+
+        h(z, t, c) = reshape(g(flatten(z), t, c), z.shape)
+
+    e.g. ``FlattenedField(ConcatSquashField((256, 256)))`` on (8, 8, 1) images. Acts on one
+    event (its whole shape is flattened), which is how `CNF` calls its field.
+    """
+
+    field: nn.Module
+
+    @nn.compact
+    def __call__(self, z: Array, t: Array, context: Array | None = None) -> Array:
+        return self.field(z.reshape(-1), t, context).reshape(z.shape)
