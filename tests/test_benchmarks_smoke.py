@@ -95,3 +95,21 @@ def test_distrax_peer_is_the_same_model_as_jgen():
     base_log_prob = -0.5 * np.sum(x**2, axis=-1) - 0.5 * dim * np.log(2 * np.pi)
     assert not np.allclose(jgen_log_prob, base_log_prob, atol=1e-3)  # not the identity
     np.testing.assert_allclose(distrax_log_prob, jgen_log_prob, rtol=1e-5, atol=1e-5)
+
+
+def test_cnf_benchmark_models_are_the_same_function():
+    """benchmarks/cnf_step.py: jgen's CNF and the hand-written diffrax model give the same
+    log-likelihood from the shared weights (so their times and NFE compare like for like)."""
+    import jax.numpy as jnp
+
+    from benchmarks import cnf_step
+
+    cfg = cnf_step.CNFBenchConfig(batch=8, hidden_dims=(8,), rtol=1e-6, atol=1e-6)
+    x = cnf_step._data(cfg)
+    params = cnf_step._initial_params(cfg, x)
+    objective = cnf_step._jgen_objective(cfg, joint=True)
+    jgen_lp, _ = objective.log_prob(params, {}, jnp.asarray(x))
+    hand_lp, _ = cnf_step._diffrax_log_prob(cfg, params["bijector"]["vector_field"], jnp.asarray(x))
+    base = -0.5 * np.sum(x**2, axis=-1) - np.log(2 * np.pi)
+    assert not np.allclose(jgen_lp, base, atol=1e-3)  # the flow is not the identity
+    np.testing.assert_allclose(hand_lp, jgen_lp, rtol=1e-4, atol=1e-4)
