@@ -118,6 +118,7 @@ def _initial_params(cfg: CNFBenchConfig, x: np.ndarray):
 def _jgen_workload(name: str, cfg: CNFBenchConfig, x: np.ndarray, params, joint: bool):
     objective = _jgen_objective(cfg, joint=joint)
     tx = optax.adam(LEARNING_RATE)
+    params = jax.tree.map(jnp.copy, params)  # own buffers: the trainer donates its state
     state = TrainState.create(params=params, model_state={}, tx=tx, rng=jax.random.key_data(
         jax.random.key(cfg.seed)))  # fmt: skip
     train_step = make_train_step(objective.loss)
@@ -179,7 +180,7 @@ def _diffrax_log_prob(cfg: CNFBenchConfig, field_params, x, counter=None):
 
 
 def _diffrax_workload(cfg: CNFBenchConfig, x: np.ndarray, params):
-    field_params = params["bijector"]["vector_field"]
+    field_params = jax.tree.map(jnp.copy, params["bijector"]["vector_field"])  # donated below
     tx = optax.adam(LEARNING_RATE)
     batch = jnp.asarray(x)
 
@@ -223,7 +224,7 @@ def _torch_workload(cfg: CNFBenchConfig, x: np.ndarray, params):
     import torch
     import torchdiffeq
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
     device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
     field_params = jax.tree.map(np.asarray, params["bijector"]["vector_field"])
     counts = {"n": 0}
@@ -349,7 +350,7 @@ def run_benchmark(cfg: CNFBenchConfig) -> dict[str, Any]:
     return dict(
         config=asdict(cfg), steps=steps, rows=rows, targets=targets, skipped=skipped,
         platform=dict(backend=jax.default_backend(), device=str(jax.devices()[0]),
-                      cpu_count=os.cpu_count(), machine=platform.machine(),
+                      cpu_count=len(os.sched_getaffinity(0)), machine=platform.machine(),
                       jax=jax.__version__, diffrax=metadata.version("diffrax")),
         date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     )  # fmt: skip
