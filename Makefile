@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench bench-cnf clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/flows.py
+	$(PY) benchmarks/cnf_step.py
+
+# The CNF solver x tolerance x adjoint x trace-estimator grid (benchmarks/cnf_solvers.py).
+bench-cnf: $(STAMP)
+	$(PY) benchmarks/cnf_solvers.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
