@@ -330,13 +330,14 @@ def run_benchmark(cfg: CNFBenchConfig) -> dict[str, Any]:
     steps = cfg.steps or calibrate_steps(
         workloads, target_seconds=cfg.target_seconds, probe_steps=2, min_steps=2, max_steps=200
     )
-    wall, _ = interleaved_step_times(workloads, num_steps=steps, repeats=cfg.repeats)
+    wall, cpu = interleaved_step_times(workloads, num_steps=steps, repeats=cfg.repeats)
     rows = []
     for w in workloads:
         rows.append(
             dict(
                 model=w.name, median_ms_per_step=1e3 * median(wall[w.name]),
                 repeat_ms_per_step=[1e3 * v for v in wall[w.name]],
+                median_cpu_ms_per_step=1e3 * median(cpu[w.name]),
                 first_call_s=compile_s[w.name], first_loss=w.losses[0], last_loss=w.losses[-1],
                 **w.info,
             )
@@ -363,12 +364,14 @@ def render_markdown(result: dict[str, Any]) -> str:
         f" tanh, dopri5 rtol=atol={cfg['rtol']:g}, exact trace; {plat['backend']} "
         f"({plat['device']}, {plat['cpu_count']} CPUs), {result['date']}",
         "",
-        "| model | ms / step (median) | first call (s) | NFE fwd | NFE bwd | loss first → last |",
-        "|---|---|---|---|---|---|",
+        "| model | ms / step (median) | CPU ms / step | first call (s) | NFE fwd | NFE bwd | "
+        "loss first → last |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['model']} | {r['median_ms_per_step']:.1f} | {r['first_call_s']:.1f} | "
+            f"| {r['model']} | {r['median_ms_per_step']:.1f} | {r['median_cpu_ms_per_step']:.1f} | "
+            f"{r['first_call_s']:.1f} | "
             f"{r.get('forward_nfe', '')} | {r.get('backward_nfe', '')} | "
             f"{r['first_loss']:.4f} → {r['last_loss']:.4f} |"
         )

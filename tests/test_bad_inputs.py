@@ -236,7 +236,7 @@ CLI_CASES = [
     ("bad-schedule", ["train", "realnvp_2d:moons", "--smoke", "optim.schedule='nope'"], None,
      ["schedule must be one of", "got 'nope'"]),
     ("bad-model-kind", ["train", "realnvp_2d:moons", "--smoke", "model.kind='maf'"], None,
-     ["expected 'realnvp', 'multiscale_realnvp' or", "unknown model.kind 'maf'"]),
+     ["expected 'realnvp', 'multiscale_realnvp', 'residual' or", "unknown model.kind 'maf'"]),
     ("data-options-of-another-set", ["train", "realnvp_2d:moons", "data.name='mnist'"], None,
      ["dataset 'mnist' got unknown option(s) ['n_test', 'n_train']", "it accepts no options"]),
     ("unknown-dataset", ["train", "gaussian_digits", "data.name='nope'"], None,

@@ -8,6 +8,7 @@ from jgen.cnf.cnf import (
     STATS_NAME,
     collect_nfe,
     collect_regularizers,
+    collect_stat,
     summarize_stats,
 )
 from jgen.cnf.strategies import ADJOINTS, SOLVERS, make_cnf, make_trace_estimator
@@ -31,6 +32,7 @@ __all__ = [
     "TraceEstimator",
     "collect_nfe",
     "collect_regularizers",
+    "collect_stat",
     "make_cnf",
     "make_trace_estimator",
     "sample_probes",

@@ -79,7 +79,9 @@ __all__ = [
     "REGULARIZERS",
     "REGULARIZERS_NAME",
     "STATS_NAME",
+    "collect_nfe",
     "collect_regularizers",
+    "collect_stat",
     "summarize_stats",
 ]
 
@@ -455,11 +457,18 @@ def _find(tree, name: str) -> list:
     return found
 
 
-def collect_nfe(intermediates: Mapping) -> Array | None:
-    """Function evaluations per example (batch shape) of every CNF solve in ``intermediates``,
-    summed over solves; None when no solve reported an NFE."""
-    found = [s["nfe"] for s in _find(intermediates, STATS_NAME) if "nfe" in s]
+def collect_stat(intermediates: Mapping, name: str) -> Array | None:
+    """One solver statistic (e.g. ``'nfe'``, ``'num_rejected_steps'``) per example (batch
+    shape) of every CNF solve in ``intermediates``, summed over solves; None when no solve
+    reported it."""
+    found = [s[name] for s in _find(intermediates, STATS_NAME) if name in s]
     return sum(found[1:], found[0]) if found else None
+
+
+def collect_nfe(intermediates: Mapping) -> Array | None:
+    """Function evaluations per example of every CNF solve in ``intermediates`` (summed over
+    solves); None when no solve reported an NFE."""
+    return collect_stat(intermediates, "nfe")
 
 
 def collect_regularizers(intermediates: Mapping) -> dict[str, Array]:

@@ -6,8 +6,9 @@ then models the unit cube, typically through `LogitPreprocess` as its outermost 
 Non-parameter collections (``batch_stats``) are updated in training and frozen in evaluation.
 
 Continuous flows (`jgen.cnf.CNF`) report their solver statistics and RNODE regularisers through
-Flax's ``'intermediates'``: the metrics then include ``nfe`` (function evaluations of the density
-solve per example, summed over CNF blocks) and the regularisers' values, and
+Flax's ``'intermediates'``: the metrics then include ``nfe``, ``accepted_steps`` and
+``rejected_steps`` (of the density solve, per example, summed over CNF blocks; the backward
+pass is not counted here, see benchmarks/cnf_step.py) and the regularisers' values, and
 ``regularization={'kinetic_energy': λ_E, 'jacobian_frobenius': λ_F}`` adds λ·mean(value) to the
 training loss (the CNFs must integrate those terms: ``CNF(..., regularizers=...)``).
 """
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.cnf.cnf import collect_nfe, collect_regularizers
+from jgen.cnf.cnf import collect_regularizers, collect_stat
 from jgen.distributions.dequantization import bits_per_dim, uniform_dequantize
 from jgen.distributions.flow import Flow
 from jgen.typing import Array, PRNGKey
@@ -124,9 +125,11 @@ class DensityObjective:
     def _layer_metrics(self, intermediates) -> dict[str, Any]:
         """Per-example values sown by the layers: NFE of CNF solves, RNODE regularisers."""
         metrics: dict[str, Any] = dict(collect_regularizers(intermediates))
-        nfe = collect_nfe(intermediates)
-        if nfe is not None:
-            metrics["nfe"] = nfe.astype(jnp.result_type(float))
+        for name, key in (("nfe", "nfe"), ("num_accepted_steps", "accepted_steps"),
+                          ("num_rejected_steps", "rejected_steps")):  # fmt: skip
+            value = collect_stat(intermediates, name)
+            if value is not None:
+                metrics[key] = value.astype(jnp.result_type(float))
         return metrics
 
     def _metrics(self, log_prob: Array) -> dict[str, Array]:

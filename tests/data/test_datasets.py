@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 import jgen.data as data
-from jgen.data import DATASETS, TOY_DATASETS, Dataset, load_dataset, sample_toy
+from jgen.data import DATASETS, SEQUENCE_TASKS, TOY_DATASETS, Dataset, load_dataset, sample_toy
 from tests.data.fakes import fake_power, write_fake_cifar, write_fake_mnist
 
 FILE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "power", "gas", "hepmass", "miniboone")
 
 
 def test_registry_names():
-    expected = {*TOY_DATASETS, "digits", *FILE_DATASETS, "bsds300"}
+    expected = {*TOY_DATASETS, "digits", *FILE_DATASETS, "bsds300", *SEQUENCE_TASKS}
     assert set(DATASETS) == expected
     with pytest.raises(ValueError, match=r"known datasets: .*moons.*mnist.*bsds300"):
         load_dataset("imagenet")
