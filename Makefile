@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-PYTEST_ARGS ?=
+# Two test workers (CI's machine has 2 cores; JAX compilation is mostly single-threaded), and
+# the slowest tests listed so the suite's time stays visible.
+PYTEST_ARGS ?= -n 2 --durations=30
 
 .PHONY: demo test lint format bench bench-cnf clean
 

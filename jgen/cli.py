@@ -4,9 +4,11 @@
     jgen train EXPERIMENT [key=value ...]       train (resumes from a checkpoint in --workdir)
     jgen eval --workdir DIR                     evaluate the latest checkpoint on the test split
     jgen sample --workdir DIR [--num N]         draw samples from the latest checkpoint
+    jgen sample --workdir DIR --input TEXT ...  decode your own inputs (seq2seq runs)
 
 Examples: ``jgen train realnvp_2d:moons train.steps=2000 --workdir runs/moons``;
-``jgen train realnvp_digits --smoke``.
+``jgen train realnvp_digits --smoke``;
+``jgen sample --workdir runs/seq2seq_tasks_dates --input "3 March 1999" --decode beam``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--num", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="output .npy file (default WORKDIR/samples.npy)")
+    s.add_argument(
+        "--input", action="append", default=[], metavar="TEXT",
+        help="a source text to decode (seq2seq runs; repeat for several); prints JSON lines",
+    )  # fmt: skip
+    s.add_argument("--decode", choices=("greedy", "beam", "sample"), default="greedy")
+    s.add_argument("--beam-size", type=int, default=4)
+    s.add_argument("--length-penalty", type=float, default=1.0)
+    s.add_argument("--temperature", type=float, default=1.0)
     return p
 
 
@@ -142,12 +152,30 @@ def _cmd_sample(args) -> int:
         raise ConfigError(f"--num must be positive, got {args.num}")
     workdir = Path(args.workdir)
     exp, state = _restore(workdir)
+    if args.input:
+        return _decode_inputs(args, exp, state)
     if exp.sample is None:
         raise ConfigError(f"experiment {exp.name!r} does not support sampling")
     samples = exp.sample(state, jax.random.PRNGKey(args.seed), args.num)
     out = Path(args.out or workdir / "samples.npy")
     np.save(out, samples)
     print(json.dumps({"samples": str(out), "shape": list(samples.shape)}))
+    return 0
+
+
+def _decode_inputs(args, exp, state) -> int:
+    """``jgen sample --input TEXT``: decode user-given sources with a seq2seq run's model."""
+    import jax
+
+    from jgen.seq2seq import decode_inputs
+
+    results = decode_inputs(
+        exp.objective, exp.dataset.vocabulary, state.params, args.input, method=args.decode,
+        beam_size=args.beam_size, length_penalty=args.length_penalty,
+        temperature=args.temperature, key=jax.random.PRNGKey(args.seed),
+    )  # fmt: skip
+    for result in results:
+        print(json.dumps(result))
     return 0
 
 

@@ -121,10 +121,11 @@ def density_figures(
         key = jax.random.PRNGKey(1234)
         if dataset.event_shape == (2,):
             samples = np.asarray(
-                objective.sample(state.params, state.model_state, key, num_samples)
+                objective.sample(state.eval_params, state.model_state, key, num_samples)
             )
             limit = float(np.ceil(np.percentile(np.abs(dataset.test), 99.5) + 0.5))
-            log_prob = jax.jit(lambda x: objective.log_prob(state.params, state.model_state, x)[0])
+            params = state.eval_params
+            log_prob = jax.jit(lambda x: objective.log_prob(params, state.model_state, x)[0])
             grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)
             integral = plotting.grid_integral(grid[2], limit=limit)
             (workdir / "density.json").write_text(
@@ -135,7 +136,7 @@ def density_figures(
                 limit=limit, title=f"{name} (density integral {integral:.3f})",
             )  # fmt: skip
             return [path]
-        samples = np.asarray(objective.sample(state.params, state.model_state, key, 50))
+        samples = np.asarray(objective.sample(state.eval_params, state.model_state, key, 50))
         return [plotting.plot_images(workdir / "samples.png", samples, title=name)]
 
     return figures
@@ -146,7 +147,7 @@ def density_sampler(objective, dataset: Dataset):
     discrete data (the model lives on the dequantised unit cube)."""
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
-        x = np.asarray(objective.sample(state.params, state.model_state, key, num))
+        x = np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
         if dataset.num_levels is not None:
             x = np.clip(np.floor(x * dataset.num_levels), 0, dataset.num_levels - 1)
         return x

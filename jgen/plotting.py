@@ -14,6 +14,17 @@ import numpy as np
 __all__ = ["density_grid", "grid_integral", "plot_2d", "plot_images"]
 
 
+def save_figure(fig, path: str | Path, title: str = "") -> Path:
+    """Title (if any), tight layout, save at 100 dpi and close: every jgen figure ends here."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def density_grid(
     log_prob: Callable[[np.ndarray], np.ndarray],
     *,
@@ -65,13 +76,7 @@ def plot_2d(
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def plot_images(
@@ -89,10 +94,4 @@ def plot_images(
             ax.imshow(img[..., 0], cmap="gray", vmin=0, vmax=1)
         else:
             ax.imshow(img)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)

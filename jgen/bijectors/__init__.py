@@ -16,11 +16,29 @@ from jgen.bijectors.linear import Conv1x1, LULinear, random_orthogonal
 from jgen.bijectors.normalization import ActNorm, BatchNorm
 from jgen.bijectors.permutations import Permute, Reverse, random_permutation
 
+# Planar and radial flows (Rezende & Mohamed 2015) are exported below this line.
+# isort: split
+from jgen.bijectors.planar import Planar, Radial
+
 # Coupling, multi-scale and ready-made RealNVP flows are exported below this line.
 # isort: split
 from jgen.bijectors.coupling import AffineCoupling
 from jgen.bijectors.multiscale import FactorOut, Squeeze
 from jgen.bijectors.realnvp import multiscale_realnvp, realnvp
+
+# Residual flows (i-ResNet / Residual Flows) and spectral normalisation are exported below.
+# isort: split
+from jgen.bijectors.residual import (
+    ExactLogDet,
+    FixedPointInfo,
+    LogDetEstimator,
+    PowerSeriesLogDet,
+    ResidualBlock,
+    RussianRouletteLogDet,
+    residual_flow,
+    summarize_fixed_point,
+)
+from jgen.bijectors.spectral import SpectralConv, SpectralDense
 
 __all__ = [
     "ActNorm",
@@ -30,22 +48,34 @@ __all__ = [
     "Bijector",
     "Chain",
     "Conv1x1",
+    "ExactLogDet",
     "FactorOut",
+    "FixedPointInfo",
     "FromDistrax",
     "Identity",
     "Inverse",
     "LULinear",
+    "LogDetEstimator",
     "Logit",
     "Permute",
+    "Planar",
+    "PowerSeriesLogDet",
+    "Radial",
+    "ResidualBlock",
     "Reverse",
+    "RussianRouletteLogDet",
     "ScalarAffine",
     "Sigmoid",
+    "SpectralConv",
+    "SpectralDense",
     "Squeeze",
     "Tanh",
     "multiscale_realnvp",
     "random_orthogonal",
     "random_permutation",
     "realnvp",
+    "residual_flow",
     "sum_rightmost",
+    "summarize_fixed_point",
     "to_distrax",
 ]

@@ -1,4 +1,5 @@
-"""Data for jgen's models: 2-D toys, digits, image and tabular files, and batch streams.
+"""Data for jgen's models: 2-D toys, digits, image and tabular files, sequence-to-sequence tasks
+generated from a seed, and batch streams.
 
 Host-side numpy only (no JAX). Nothing is ever downloaded: file-based sets read from ``root``
 (default ``$JGEN_DATA_DIR``, else ``./data``) and raise ``FileNotFoundError`` naming the expected
@@ -16,6 +17,16 @@ from jgen.data.files import (
     default_data_root,
 )
 from jgen.data.mnist import load_fashion_mnist, load_mnist, read_idx
+from jgen.data.sequences import (
+    BOS,
+    EOS,
+    PAD,
+    SEQUENCE_TASKS,
+    SequenceTask,
+    Vocabulary,
+    make_sequence_splits,
+    sequence_task,
+)
 from jgen.data.tabular import (
     load_bsds300,
     load_gas,
@@ -26,14 +37,20 @@ from jgen.data.tabular import (
 from jgen.data.toy2d import TOY_DATASETS, mixture_modes, sample_toy
 
 __all__ = [
+    "BOS",
     "DATASETS",
     "DATA_DIR_ENV",
     "DIGITS_NUM_LEVELS",
+    "EOS",
+    "PAD",
+    "SEQUENCE_TASKS",
     "TOY_DATASETS",
     "BatchStream",
     "Dataset",
     "LabelledSplits",
+    "SequenceTask",
     "TabularSplits",
+    "Vocabulary",
     "default_data_root",
     "eval_batches",
     "load_bsds300",
@@ -46,8 +63,10 @@ __all__ = [
     "load_miniboone",
     "load_mnist",
     "load_power",
+    "make_sequence_splits",
     "mixture_modes",
     "read_idx",
     "sample_toy",
+    "sequence_task",
     "stratified_split",
 ]

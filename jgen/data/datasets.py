@@ -9,8 +9,14 @@ Names (``DATASETS``):
 * ``mnist``, ``fashion_mnist``, ``cifar10``: local files, 256 levels, ``uint8`` NHWC.
 * ``power``, ``gas``, ``hepmass``, ``miniboone``, ``bsds300``: the MAF tabular sets, ``float32``,
   with a validation split.
+* ``reversal``, ``sorting``, ``addition``, ``dates``: sequence-to-sequence tasks generated from
+  ``seed`` (`jgen.data.sequences`): ``int32 (N, 2, L)`` with sources in ``x[:, 0]`` and targets in
+  ``x[:, 1]``, ``num_levels`` the vocabulary size and ``vocabulary`` set; options ``n_train``
+  (100000), ``n_test`` (1000, distinct sources never seen in train) and, except for ``dates``,
+  ``min_length``/``max_length`` (characters; operand digits for ``addition``).
 
-``seed`` only affects sampled data (the toys); the splits of real data sets are fixed.
+``seed`` only affects sampled data (the toys and the sequence tasks); the splits of real data sets
+are fixed.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jgen.data import cifar, digits, mnist, tabular
+from jgen.data import cifar, digits, mnist, sequences, tabular
 from jgen.data.files import LabelledSplits, TabularSplits
+from jgen.data.sequences import Vocabulary
 from jgen.data.toy2d import TOY_DATASETS, sample_toy
 
 __all__ = ["DATASETS", "Dataset", "load_dataset"]
@@ -40,7 +47,10 @@ class Dataset:
       train_labels, test_labels: ``int32 (N,)`` class labels, or None.
       valid: a validation split (the tabular sets), or None.
       num_levels: number of discrete values per dimension (values ``0..num_levels - 1``: 17 for
-        digits, 256 for MNIST / CIFAR-10), or None for continuous data.
+        digits, 256 for MNIST / CIFAR-10, the vocabulary size for token sequences), or None for
+        continuous data.
+      vocabulary: the `jgen.data.sequences.Vocabulary` of token data (the sequence tasks), or
+        None.
     """
 
     name: str
@@ -50,6 +60,7 @@ class Dataset:
     test_labels: np.ndarray | None = None
     valid: np.ndarray | None = None
     num_levels: int | None = None
+    vocabulary: Vocabulary | None = None
 
     def __post_init__(self):
         splits = {"train": self.train, "test": self.test}
@@ -68,6 +79,11 @@ class Dataset:
                 )
         if self.num_levels is not None and self.num_levels < 2:
             raise ValueError(f"{self.name}: num_levels must be >= 2 or None, got {self.num_levels}")
+        if self.vocabulary is not None and self.vocabulary.size != self.num_levels:
+            raise ValueError(
+                f"{self.name}: num_levels ({self.num_levels}) must be the vocabulary size "
+                f"({self.vocabulary.size})"
+            )
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -131,6 +147,36 @@ def _digits(root: Root, seed: int, *, n_test: int = 300, split_seed: int = 0) ->
     return _labelled("digits", splits, digits.DIGITS_NUM_LEVELS)
 
 
+def _sequence_dataset(task: sequences.SequenceTask, seed: int, n_train: int, n_test: int):
+    train, test = sequences.make_sequence_splits(task, n_train=n_train, n_test=n_test, seed=seed)
+    vocabulary = task.vocabulary
+    return Dataset(
+        name=task.name, train=train, test=test, num_levels=vocabulary.size, vocabulary=vocabulary
+    )
+
+
+def _sequence_builder(name: str) -> Callable[..., Dataset]:
+    def build(
+        root: Root,
+        seed: int,
+        *,
+        n_train: int = 100_000,
+        n_test: int = 1000,
+        min_length: int = 1,
+        max_length: int = 3 if name == "addition" else 10,
+    ) -> Dataset:
+        del root
+        task = sequences.sequence_task(name, min_length=min_length, max_length=max_length)
+        return _sequence_dataset(task, seed, n_train, n_test)
+
+    return build
+
+
+def _dates(root: Root, seed: int, *, n_train: int = 100_000, n_test: int = 1000) -> Dataset:
+    del root
+    return _sequence_dataset(sequences.dates_task(), seed, n_train, n_test)
+
+
 def _file_builder(name: str, loader: Callable, num_levels: int | None) -> Callable[..., Dataset]:
     def build(root: Root, seed: int) -> Dataset:
         del seed
@@ -153,6 +199,8 @@ _BUILDERS: dict[str, Callable[..., Dataset]] = {
     "hepmass": _file_builder("hepmass", tabular.load_hepmass, None),
     "miniboone": _file_builder("miniboone", tabular.load_miniboone, None),
     "bsds300": _file_builder("bsds300", tabular.load_bsds300, None),
+    **{task: _sequence_builder(task) for task in ("reversal", "sorting", "addition")},
+    "dates": _dates,
 }
 
 DATASETS: tuple[str, ...] = tuple(_BUILDERS)

@@ -17,6 +17,7 @@ from jgen.train.step import (
     make_eval_step,
     make_optimizer,
     make_train_step,
+    player_schedule,
     stateless,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "make_eval_step",
     "make_optimizer",
     "make_train_step",
+    "player_schedule",
     "run_keys",
     "save_config",
     "stateless",

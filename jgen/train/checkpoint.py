@@ -38,7 +38,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def _state_dict(state: TrainState) -> dict[str, Any]:
-    return dict(
+    saved = dict(
         step=state.step,
         params=state.params,
         opt_state=state.opt_state,
@@ -47,6 +47,9 @@ def _state_dict(state: TrainState) -> dict[str, Any]:
         nonfinite_streak=state.nonfinite_streak,
         longest_nonfinite_streak=state.longest_nonfinite_streak,
     )
+    if state.ema_params is not None:
+        saved["ema_params"] = state.ema_params
+    return saved
 
 
 class Checkpointer:
@@ -57,6 +60,8 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            # Named so that `item_metadata` can read a checkpoint's tree before restoring it.
+            item_handlers=ocp.StandardCheckpointHandler(),
         )
 
     @staticmethod
@@ -79,10 +84,23 @@ class Checkpointer:
         self._manager.save(step, args=ocp.args.StandardSave(_state_dict(state)), force=force)
 
     def restore(self, template: TrainState, step: int | None = None) -> TrainState:
-        """Restore into the structure (and shardings) of ``template``."""
+        """Restore into the structure (and shardings) of ``template``.
+
+        A checkpoint with a moving average of the parameters restores it even when ``template``
+        has none (its structure is that of the params), so `jgen eval`/`sample` see it; a
+        template with one cannot restore a checkpoint without one (ValueError).
+        """
         step = self._manager.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint found under {self.directory}")
+        saved_ema = "ema_params" in self._manager.item_metadata(step)
+        if saved_ema and template.ema_params is None:
+            template = template.replace(ema_params=template.params)
+        elif template.ema_params is not None and not saved_ema:
+            raise ValueError(
+                f"the checkpoint of step {step} under {self.directory} has no moving average of "
+                "the parameters, but this run keeps one (train.ema_decay > 0)"
+            )
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _state_dict(template))
         restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
         return template.replace(**restored)

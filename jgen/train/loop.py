@@ -7,6 +7,11 @@ orbax checkpoints with resume; a checkpoint on SIGINT/SIGTERM; figures at the en
 
 Exact resume: the batch of step t is a pure function of (seed, t) and the step key is
 fold_in(key, t), so a run resumed from the checkpoint of step t continues as if uninterrupted.
+
+Multi-player objectives (``players`` and ``schedule``, see `jgen.train.step`) and the moving
+average of the parameters (``TrainConfig.ema_decay``) go through the same loop: the logged mean
+of a ``<player>/...`` metric is over that player's steps of the window; evaluation uses the
+moving average when there is one.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ from tqdm.auto import tqdm
 from jgen.data import BatchStream, Dataset, eval_batches
 from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
-from jgen.train.step import Objective, TrainState, make_eval_step, make_train_step
+from jgen.train.step import (
+    Objective,
+    TrainState,
+    make_eval_step,
+    make_train_step,
+    player_schedule,
+)
 from jgen.validation import check_dataset
 
 __all__ = [
@@ -45,7 +56,11 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Loop settings. Every ``*_every`` is in steps; 0 disables the periodic action."""
+    """Loop settings. Every ``*_every`` is in steps; 0 disables the periodic action.
+
+    ``ema_decay``: keep an exponential moving average of the parameters with this decay (0, the
+    default, keeps none); evaluation, figures and sampling then use the average.
+    """
 
     steps: int
     batch_size: int
@@ -57,6 +72,7 @@ class TrainConfig:
     max_nonfinite_steps: int = 20
     data_parallel: bool = True
     progress: bool = True
+    ema_decay: float = 0.0
 
     def __post_init__(self):
         for name in (
@@ -72,6 +88,11 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "checkpoint_every", "max_nonfinite_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        decay = self.ema_decay
+        if isinstance(decay, bool) or not isinstance(decay, int | float):
+            raise TypeError(f"TrainConfig.ema_decay must be a float, got {decay!r}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
 
 
 @dataclasses.dataclass
@@ -126,14 +147,22 @@ def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     return init_key, train_key, eval_key
 
 
-def initial_state(objective: Objective, stream: BatchStream, tx, *, seed: int) -> TrainState:
-    """The state at step 0 of a run: parameters initialised on the stream's first batch.
+def initial_state(
+    objective: Objective, stream: BatchStream, tx, *, seed: int, ema: bool = False
+) -> TrainState:
+    """The state at step 0 of a run: parameters initialised on the stream's first batch
+    (one optimiser state per player for a multi-player objective; a moving average if ``ema``).
 
-    `fit` starts from it; `jgen eval`/`sample` use it as the template a checkpoint restores into.
+    `fit` starts from it; `jgen eval`/`sample` use it as the template a checkpoint restores into
+    (`Checkpointer.restore` adds the moving average when the checkpoint has one).
     """
     init_key, train_key, _ = run_keys(seed)
     params, model_state = objective.init(init_key, stream.batch(0))
-    return TrainState.create(params=params, model_state=model_state, tx=tx, rng=train_key)
+    players = player_schedule(objective)
+    return TrainState.create(
+        params=params, model_state=model_state, tx=tx, rng=train_key,
+        players=None if players is None else players[0], ema=ema,
+    )  # fmt: skip
 
 
 class _StopSignal:
@@ -191,6 +220,8 @@ class ResumeError(ValueError):
 STATE_DEFINING_SECTIONS = ("family", "model", "data", "optim")
 # Train settings that fix the batch stream: a resumed run must keep them to continue exactly.
 DATA_ORDER_KEYS = ("seed", "batch_size")
+# Train settings that shape the saved state (with their defaults, for configs written before them).
+STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0}
 
 
 def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
@@ -202,6 +233,11 @@ def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
         changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != run_config.get(k)]
         old_train, new_train = previous.get("train", {}), run_config.get("train", {})
         changed += [f"train.{k}" for k in DATA_ORDER_KEYS if old_train.get(k) != new_train.get(k)]
+        changed += [
+            f"train.{k}"
+            for k, default in STATE_DEFINING_TRAIN_KEYS.items()
+            if old_train.get(k, default) != new_train.get(k, default)
+        ]
         if changed:
             raise ResumeError(
                 f"{workdir} holds a checkpoint of a run with a different config ("
@@ -210,9 +246,23 @@ def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
             )
 
 
-def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
+def _mean_metrics(
+    window: list[dict[str, jax.Array]], players: tuple[str, ...] | None = None
+) -> dict[str, float]:
+    """Window means; a multi-player ``<player>/...`` metric is averaged over that player's
+    steps only (and left out when the player did not step in the window)."""
     host = jax.device_get(window)
-    return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+    if players is None:
+        return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+    means = {}
+    for k in host[0]:
+        if k == "player":
+            continue
+        owner = k.partition("/")[0]
+        values = [m[k] for m in host if owner not in players or players[int(m["player"])] == owner]
+        if values:
+            means[k] = float(np.mean(values))
+    return means
 
 
 def fit(
@@ -250,7 +300,8 @@ def fit(
     train_arrays = dataset_arrays(dataset, "train")
     stream = BatchStream(train_arrays, config.batch_size, seed=config.seed)
 
-    state = initial_state(objective, stream, tx, seed=config.seed)
+    schedule = player_schedule(objective)
+    state = initial_state(objective, stream, tx, seed=config.seed, ema=config.ema_decay > 0)
     eval_key = run_keys(config.seed)[2]
     if mesh is not None:
         state = jax.device_put(state, replicated_sharding(mesh))
@@ -262,7 +313,10 @@ def fit(
         state = checkpointer.restore(state)
     start = int(jax.device_get(state.step))
 
-    train_step = make_train_step(objective.loss, mesh=mesh)
+    train_step = make_train_step(
+        objective.loss, mesh=mesh, schedule=None if schedule is None else schedule[1],
+        ema_decay=config.ema_decay if config.ema_decay > 0 else None,
+    )  # fmt: skip
     # Simulated CPU devices share one host thread pool: if a later step's collectives are
     # dispatched while an earlier step is still running, its participants can occupy every
     # thread and deadlock the earlier step's all-reduce. Accelerators have a stream per device
@@ -321,7 +375,8 @@ def fit(
                 if config.log_every:
                     window.append(metrics)
                 if logging:
-                    record = {"step": done, "split": "train", **_mean_metrics(window)}
+                    means = _mean_metrics(window, None if schedule is None else schedule[0])
+                    record = {"step": done, "split": "train", **means}
                     record["steps_per_s"] = len(window) / (time.perf_counter() - t0)
                     window, t0 = [], time.perf_counter()
                     writer.write(record)

@@ -18,11 +18,39 @@ counts as ``skipped`` in the metrics and lengthens ``nonfinite_streak``;
 cadence (it stops a run after too many in a row). The same step runs on one device or
 data-parallel: with a mesh, the batch is sharded along ``'data'``, the state is replicated, and
 the state buffers are donated.
+
+Multi-player objectives (GANs). An objective that declares ``players`` (e.g.
+``('discriminator', 'generator')``) and a ``schedule`` (a sequence of player names, e.g.
+``('discriminator',) * k + ('generator',)``) is trained by the same step:
+
+* ``params`` and ``opt_state`` are dicts keyed by player; each player has its own optax
+  transformation (``tx`` is one transformation, used as a recipe with a separate state per
+  player, or a mapping player -> transformation).
+* Its loss takes the player as a fifth argument, a static Python string:
+  ``loss(params, model_state, batch, key, player) -> (loss, (metrics, model_state))``, where
+  ``params`` holds every player's parameters and the loss is the one that ``player`` minimises.
+* Trainer step t updates ``schedule[t % len(schedule)]`` only: the gradient of that player's
+  loss with respect to that player's parameters, applied by that player's optimiser. The other
+  players' parameters and optimiser states do not move (their Adam moments and counts stay as
+  they were). One compiled step serves every player: ``lax.switch`` on the step index runs one
+  branch per step.
+* Metrics are named ``<player>/<name>`` (``<player>/loss``, ``<player>/grad_norm`` and the
+  objective's metrics); a step also reports ``player`` (the index into ``players``) so that the
+  loop averages each player's metrics over that player's steps only. ``skipped``, the
+  non-finite guard and the streaks are shared: a non-finite step of any player is skipped.
+
+Exponential moving average. With ``ema_decay = d`` (``make_train_step``) and a state created with
+``ema=True``, every applied update also sets ema <- d · ema + (1 − d) · params (the new params;
+``ema`` starts equal to the initial params). For multi-player objectives only the updated
+player's average moves, so each player's average advances once per update of that player.
+Skipped steps leave it unchanged. `TrainState.eval_params` is the EMA when there is one: the
+evaluation step and the families' sampling use it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import jax
@@ -40,6 +68,7 @@ __all__ = [
     "make_eval_step",
     "make_optimizer",
     "make_train_step",
+    "player_schedule",
     "stateless",
 ]
 
@@ -68,10 +97,52 @@ def stateless(
     return loss
 
 
+def player_schedule(objective: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """``(players, schedule)`` of a multi-player objective, None for a single-player one.
+
+    ``schedule`` defaults to ``players`` (one step each, in order). Raises ValueError for an
+    empty or repeated player list, or a schedule naming an unknown player.
+    """
+    players = getattr(objective, "players", None)
+    if players is None:
+        return None
+    if isinstance(players, str) or not isinstance(players, Sequence) or not players:
+        raise ValueError(f"objective.players must be a non-empty tuple of names, got {players!r}")
+    players = tuple(players)
+    if len(set(players)) != len(players):
+        raise ValueError(f"objective.players has repeated names: {players}")
+    schedule = getattr(objective, "schedule", None)
+    schedule = players if schedule is None else tuple(schedule)
+    if not schedule or any(p not in players for p in schedule):
+        raise ValueError(
+            f"objective.schedule must be a non-empty sequence of players {players}, got {schedule}"
+        )
+    return players, schedule
+
+
+def _player_transforms(tx, players: tuple[str, ...]):
+    """One transformation per player, as a hashable tuple of (player, transformation)."""
+    if isinstance(tx, Mapping):
+        if set(tx) != set(players):
+            raise ValueError(
+                f"tx must have one optax transformation per player {players}, got keys {sorted(tx)}"
+            )
+        return tuple((p, tx[p]) for p in players)
+    return tuple((p, tx) for p in players)
+
+
+def _copy(tree):
+    # Separate buffers: the EMA must not alias params when the state is donated.
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
+
+
 class TrainState(struct.PyTreeNode):
     """Everything a run needs to continue exactly: step, parameters, optimiser and model state,
     the run's base PRNG key (raw uint32 key data), the current and the longest non-finite
-    streak."""
+    streak, and the moving average of the parameters (None without one).
+
+    For a multi-player objective ``players`` names them, ``params`` and ``opt_state`` are dicts
+    keyed by player and ``tx`` is a tuple of (player, transformation) pairs."""
 
     step: Array
     params: Params
@@ -80,20 +151,45 @@ class TrainState(struct.PyTreeNode):
     rng: Array
     nonfinite_streak: Array
     longest_nonfinite_streak: Array
-    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    tx: Any = struct.field(pytree_node=False)
+    ema_params: Params | None = None
+    players: tuple[str, ...] | None = struct.field(pytree_node=False, default=None)
 
     @classmethod
-    def create(cls, *, params, model_state, tx, rng) -> TrainState:
+    def create(cls, *, params, model_state, tx, rng, players=None, ema=False) -> TrainState:
+        if players is None:
+            opt_state = tx.init(params)
+        else:
+            players = tuple(players)
+            if not isinstance(params, Mapping) or set(params) != set(players):
+                got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+                raise ValueError(
+                    f"a multi-player objective's params must be a dict keyed by its players "
+                    f"{players}, got {got}"
+                )
+            tx = _player_transforms(tx, players)
+            opt_state = {p: t.init(params[p]) for p, t in tx}
         return cls(
             step=jnp.zeros((), jnp.int32),
             params=params,
-            opt_state=tx.init(params),
+            opt_state=opt_state,
             model_state=model_state,
             rng=rng,
             nonfinite_streak=jnp.zeros((), jnp.int32),
             longest_nonfinite_streak=jnp.zeros((), jnp.int32),
             tx=tx,
+            ema_params=_copy(params) if ema else None,
+            players=players,
         )
+
+    def player_tx(self, player: str) -> optax.GradientTransformation:
+        """The optax transformation of ``player`` (multi-player states only)."""
+        return dict(self.tx)[player]
+
+    @property
+    def eval_params(self) -> Params:
+        """The parameters to evaluate and sample with: the moving average when there is one."""
+        return self.params if self.ema_params is None else self.ema_params
 
 
 def make_optimizer(
@@ -142,44 +238,159 @@ def make_optimizer(
     return optax.chain(*parts)
 
 
+def _guarded_update(value_and_grad_fn, params, opt_state, model_state, tx, ema, ema_decay):
+    """One optax update of ``params`` unless the loss or the gradient norm is not finite.
+
+    Returns ((params, opt_state, model_state, ema), loss, grad_norm, finite, metrics).
+    """
+    (loss, (metrics, new_model_state)), grads = value_and_grad_fn(params)
+    grad_norm = optax.tree.norm(grads)
+    # A NaN or inf anywhere in the gradient makes its norm non-finite (so does a norm that
+    # overflows, which is no usable gradient either): one check instead of one per leaf.
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+    def apply_update(_):
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        new_ema = ema
+        if ema is not None:
+            new_ema = optax.incremental_update(new_params, ema, step_size=1.0 - ema_decay)
+        return new_params, new_opt_state, new_model_state, new_ema
+
+    def skip_update(_):
+        return params, opt_state, model_state, ema
+
+    # lax.cond runs one branch: cheaper to run and to compile than a select over the state.
+    updated = jax.lax.cond(finite, apply_update, skip_update, None)
+    return updated, loss, grad_norm, finite, metrics
+
+
+def _check_ema(state: TrainState, ema_decay: float | None) -> None:
+    if ema_decay is not None and state.ema_params is None:
+        raise ValueError(
+            "make_train_step(ema_decay=...) needs a state with a moving average "
+            "(TrainState.create(..., ema=True))"
+        )
+
+
+def _advance(state: TrainState, finite, params, opt_state, model_state, ema_params) -> TrainState:
+    """The next state: one more step, the (possibly unchanged) variables, the streaks."""
+    streak = jnp.where(finite, 0, state.nonfinite_streak + 1)
+    return state.replace(
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        model_state=model_state,
+        ema_params=ema_params,
+        nonfinite_streak=streak,
+        longest_nonfinite_streak=jnp.maximum(state.longest_nonfinite_streak, streak),
+    )
+
+
+def _single_player_step(loss_fn, ema_decay):
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        _check_ema(state, ema_decay)
+        key = jax.random.fold_in(state.rng, state.step)
+        grad_fn = jax.value_and_grad(
+            lambda p: loss_fn(p, state.model_state, batch, key), has_aux=True
+        )
+        ema = state.ema_params if ema_decay is not None else None
+        (params, opt_state, model_state, ema), loss, grad_norm, finite, metrics = _guarded_update(
+            grad_fn, state.params, state.opt_state, state.model_state, state.tx, ema, ema_decay
+        )
+        ema = ema if ema_decay is not None else state.ema_params
+        new_state = _advance(state, finite, params, opt_state, model_state, ema)
+        metrics = dict(metrics)
+        metrics.update(loss=loss, grad_norm=grad_norm, skipped=(~finite).astype(jnp.float32))
+        return new_state, metrics
+
+    return step
+
+
+def _multi_player_step(loss_fn, schedule: tuple[str, ...], ema_decay):
+    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
+        _check_ema(state, ema_decay)
+        players = state.players
+        if players is None:
+            raise ValueError("a multi-player step needs a state created with players=...")
+        key = jax.random.fold_in(state.rng, state.step)
+
+        def branch_for(player: str):
+            def branch(_):
+                def player_loss(p):
+                    params = {**state.params, player: p}
+                    return loss_fn(params, state.model_state, batch, key, player)
+
+                ema = None if ema_decay is None else state.ema_params[player]
+                (p, o, model_state, e), loss, grad_norm, finite, metrics = _guarded_update(
+                    jax.value_and_grad(player_loss, has_aux=True),
+                    state.params[player], state.opt_state[player], state.model_state,
+                    state.player_tx(player), ema, ema_decay,
+                )  # fmt: skip
+                ema_params = state.ema_params
+                if ema_decay is not None:
+                    ema_params = {**state.ema_params, player: e}
+                named = {f"{player}/{k}": v for k, v in metrics.items()}
+                named.update({f"{player}/loss": loss, f"{player}/grad_norm": grad_norm})
+                new = ({**state.params, player: p}, {**state.opt_state, player: o}, model_state)
+                return (*new, ema_params, finite, named)
+
+            return branch
+
+        branches = [branch_for(p) for p in players]
+        # lax.switch needs one output structure: every branch reports every player's metrics,
+        # zeros for the players that did not move (the loop masks them by `player`).
+        shapes = [jax.eval_shape(b, None)[-1] for b in branches]
+        union = {k: v for s in shapes for k, v in s.items()}
+
+        def padded(branch):
+            def run(_):
+                *out, named = branch(None)
+                full = {k: named.get(k, jnp.zeros(v.shape, v.dtype)) for k, v in union.items()}
+                return (*out, full)
+
+            return run
+
+        order = jnp.asarray([players.index(p) for p in schedule], jnp.int32)
+        current = order[state.step % len(schedule)]
+        params, opt_state, model_state, ema_params, finite, metrics = jax.lax.switch(
+            current, [padded(b) for b in branches], None
+        )
+        new_state = _advance(state, finite, params, opt_state, model_state, ema_params)
+        metrics = dict(metrics, player=current, skipped=(~finite).astype(jnp.float32))
+        return new_state, metrics
+
+    return step
+
+
 def make_train_step(
     loss_fn: Callable[..., tuple[Array, tuple[Metrics, ModelState]]],
     *,
     mesh: Mesh | None = None,
     donate: bool = True,
+    schedule: Sequence[str] | None = None,
+    ema_decay: float | None = None,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
-    """A jitted ``step(state, batch) -> (state, metrics)`` for the trainer signature above."""
+    """A jitted ``step(state, batch) -> (state, metrics)`` for the trainer signature above.
 
-    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-        key = jax.random.fold_in(state.rng, state.step)
-        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, key)
-        grad_norm = optax.tree.norm(grads)
-        # A NaN or inf anywhere in the gradient makes its norm non-finite (so does a norm that
-        # overflows, which is no usable gradient either): one check instead of one per leaf.
-        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    ``schedule``: the player sequence of a multi-player objective (its loss then takes the
+    player as a fifth argument; the state must be created with ``players``). ``ema_decay``: keep
+    the moving average of the parameters (the state must be created with ``ema=True``).
+    """
+    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    schedule = None if schedule is None else tuple(schedule)
+    try:
+        return _cached_train_step(loss_fn, mesh, donate, schedule, ema_decay)
+    except TypeError:  # an unhashable loss function: build a fresh step
+        return _build_train_step(loss_fn, mesh, donate, schedule, ema_decay)
 
-        def apply_update(_):
-            updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-            return optax.apply_updates(state.params, updates), opt_state, model_state
 
-        def skip_update(_):
-            return state.params, state.opt_state, state.model_state
-
-        # lax.cond runs one branch: cheaper to run and to compile than a select over the state.
-        params, opt_state, model_state = jax.lax.cond(finite, apply_update, skip_update, None)
-        streak = jnp.where(finite, 0, state.nonfinite_streak + 1)
-        new_state = state.replace(
-            step=state.step + 1,
-            params=params,
-            opt_state=opt_state,
-            model_state=model_state,
-            nonfinite_streak=streak,
-            longest_nonfinite_streak=jnp.maximum(state.longest_nonfinite_streak, streak),
-        )
-        metrics = dict(metrics)
-        metrics.update(loss=loss, grad_norm=grad_norm, skipped=(~finite).astype(jnp.float32))
-        return new_state, metrics
+def _build_train_step(loss_fn, mesh, donate, schedule, ema_decay):
+    if schedule is None:
+        step = _single_player_step(loss_fn, ema_decay)
+    else:
+        step = _multi_player_step(loss_fn, schedule, ema_decay)
 
     donate_argnums = (0,) if donate else ()
     if mesh is None:
@@ -190,17 +401,35 @@ def make_train_step(
     )
 
 
+# The same objective trained twice in one process (a resumed run, tests, sweeps) reuses the
+# compiled step: jax.jit caches compilations per function object.
+_cached_train_step = functools.lru_cache(maxsize=16)(_build_train_step)
+
+
 def make_eval_step(
     evaluate: Callable[[Params, ModelState, Batch, PRNGKey], Metrics],
     *,
     mesh: Mesh | None = None,
 ) -> Callable[[TrainState, Batch, PRNGKey], Metrics]:
-    """A jitted ``eval_step(state, batch, key) -> metrics`` (per-example values, shape (B,))."""
+    """A jitted ``eval_step(state, batch, key) -> metrics`` (per-example values, shape (B,)).
 
+    Evaluates `TrainState.eval_params`: the moving average of the parameters when the run keeps
+    one."""
+
+    try:
+        return _cached_eval_step(evaluate, mesh)
+    except TypeError:  # an unhashable evaluate function: build a fresh step
+        return _build_eval_step(evaluate, mesh)
+
+
+def _build_eval_step(evaluate, mesh):
     def eval_step(state: TrainState, batch: Batch, key: PRNGKey) -> Metrics:
-        return evaluate(state.params, state.model_state, batch, key)
+        return evaluate(state.eval_params, state.model_state, batch, key)
 
     if mesh is None:
         return jax.jit(eval_step)
     rep, dat = replicated_sharding(mesh), data_sharding(mesh)
     return jax.jit(eval_step, in_shardings=(rep, dat, rep), out_shardings=rep)
+
+
+_cached_eval_step = functools.lru_cache(maxsize=16)(_build_eval_step)

@@ -1,0 +1,98 @@
+"""Conditional probability paths for flow matching: x_t and the target field u_t.
+
+Time runs from noise (t = 0, x0 ~ N(0, I)) to data (t = 1, x1 ~ data), the direction of
+`jgen.cnf.CNF`'s forward (sampling) solve with t0 = 0, t1 = 1. Each path is a frozen dataclass
+
+    x_t, u_t = path.sample(key, x0, x1, t)        # x0, x1: (B, *event), t: (B,)
+
+giving a point of the conditional path and the conditional target field at it. Flow matching
+regresses a vector field v_θ(x_t, t) on u_t; the minimiser of E||v_θ − u_t||² over all fields
+is the marginal field E[u_t | x_t], whose flow carries N(0, I) to the data (Lipman et al. 2023,
+Theorem 2; Tong et al. 2023, Theorem 3.2).
+
+``LinearGaussianPath(sigma_min)`` — Lipman et al. (2023), eq. 20-23 (their "OT path"),
+conditioned on x1 with x0 ~ N(0, I):
+
+    x_t = (1 − (1 − σ_min) t) x0 + t x1,        u_t = x1 − (1 − σ_min) x0,
+
+so p_t(x | x1) = N(t x1, (1 − (1 − σ_min) t)² I): N(0, I) at t = 0, N(x1, σ_min² I) at t = 1.
+u_t is deterministic given (x0, x1): the conditional loss is exactly 0 at the conditional field.
+
+``InterpolantPath(sigma)`` — Tong et al. (2023), I-CFM / OT-CFM, conditioned on the pair
+(x0, x1):
+
+    x_t = (1 − t) x0 + t x1 + σ ε,   ε ~ N(0, I),        u_t = x1 − x0,
+
+a Gaussian tube of constant width σ around the straight segment (σ = 0: rectified flow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+
+import jax
+import jax.numpy as jnp
+
+from jgen.typing import Array, PRNGKey
+
+__all__ = ["InterpolantPath", "LinearGaussianPath", "ProbabilityPath"]
+
+
+def _time_like(t: Array, x: Array) -> Array:
+    """t (B,) broadcast against x (B, *event)."""
+    t = jnp.asarray(t, x.dtype)
+    return t.reshape(t.shape + (1,) * (x.ndim - t.ndim))
+
+
+def _check_sigma(owner: str, name: str, value, *, upper: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    if value < 0 or (upper is not None and value >= upper):
+        bound = f"[0, {upper})" if upper is not None else "[0, inf)"
+        raise ValueError(f"{owner}: {name} must lie in {bound}, got {value}")
+
+
+class ProbabilityPath:
+    """Interface: ``sample(key, x0, x1, t) -> (x_t, u_t)`` (see the module docstring)."""
+
+    def sample(self, key: PRNGKey, x0: Array, x1: Array, t: Array) -> tuple[Array, Array]:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearGaussianPath(ProbabilityPath):
+    """x_t = (1 − (1 − σ_min) t) x0 + t x1,  u_t = x1 − (1 − σ_min) x0  (Lipman et al. 2023).
+
+    sigma_min: the width of p_1(x | x1) = N(x1, σ_min² I), in [0, 1).
+    """
+
+    sigma_min: float = 1e-4
+
+    def __post_init__(self):
+        _check_sigma("LinearGaussianPath", "sigma_min", self.sigma_min, upper=1.0)
+
+    def sample(self, key, x0, x1, t):
+        t = _time_like(t, x0)
+        shrink = 1.0 - self.sigma_min
+        return (1.0 - shrink * t) * x0 + t * x1, x1 - shrink * x0
+
+
+@dataclasses.dataclass(frozen=True)
+class InterpolantPath(ProbabilityPath):
+    """x_t = (1 − t) x0 + t x1 + σ ε,  u_t = x1 − x0  (Tong et al. 2023; σ = 0: rectified flow).
+
+    sigma: the constant width σ >= 0 of the tube around the segment.
+    """
+
+    sigma: float = 0.0
+
+    def __post_init__(self):
+        _check_sigma("InterpolantPath", "sigma", self.sigma)
+
+    def sample(self, key, x0, x1, t):
+        t = _time_like(t, x0)
+        x_t = (1.0 - t) * x0 + t * x1
+        if self.sigma > 0:
+            x_t = x_t + self.sigma * jax.random.normal(key, x0.shape, x0.dtype)
+        return x_t, x1 - x0

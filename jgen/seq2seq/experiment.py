@@ -1,0 +1,154 @@
+"""The ``seq2seq`` family: config -> `Seq2SeqObjective`, figures, sampling and `decode_inputs`.
+
+``config.model``: ``embed_dim``, ``hidden_dim``, ``num_layers``, ``reverse_source`` (see
+`Seq2Seq`). The model's maximum source length is the width of the data arrays and its maximum
+target length the longest target in the data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from ml_collections import ConfigDict
+
+from jgen.data import Dataset, Vocabulary
+from jgen.plotting import plt
+from jgen.seq2seq.decoding import (
+    Decoded,
+    beam_search,
+    greedy_decode,
+    outputs,
+    sample_decode,
+)
+from jgen.seq2seq.model import Seq2Seq, sequence_lengths
+from jgen.seq2seq.objective import Seq2SeqObjective
+from jgen.train import TrainState
+from jgen.validation import ValidationError
+
+__all__ = ["DECODERS", "build_seq2seq_experiment", "decode", "decode_inputs", "seq2seq_model"]
+
+DECODERS = ("greedy", "beam", "sample")
+
+
+def seq2seq_model(model: ConfigDict, dataset: Dataset) -> Seq2Seq:
+    if dataset.vocabulary is None:
+        raise ValueError(
+            f"the seq2seq family needs a token data set (reversal, sorting, addition, dates), "
+            f"got {dataset.name!r}"
+        )
+    targets = np.concatenate([dataset.train[:, 1], dataset.test[:, 1]])
+    return Seq2Seq(
+        vocab_size=dataset.vocabulary.size,
+        max_source_length=dataset.train.shape[-1],
+        max_target_length=int(np.asarray(sequence_lengths(jnp.asarray(targets))).max()),
+        embed_dim=model.get("embed_dim", 64),
+        hidden_dim=model.get("hidden_dim", 256),
+        num_layers=model.get("num_layers", 2),
+        reverse_source=bool(model.get("reverse_source", False)),
+    )
+
+
+def decode(
+    model: Seq2Seq,
+    params,
+    source,
+    *,
+    method: str = "greedy",
+    beam_size: int = 4,
+    length_penalty: float = 1.0,
+    temperature: float = 1.0,
+    key=None,
+) -> Decoded:
+    """Decode token sources ``(B, L)`` with one of `DECODERS`."""
+    if method == "greedy":
+        return greedy_decode(model, params, source)
+    if method == "beam":
+        return beam_search(
+            model, params, source, beam_size=beam_size, length_penalty=length_penalty
+        )
+    if method == "sample":
+        key = jax.random.PRNGKey(0) if key is None else key
+        return sample_decode(model, params, source, key, temperature=temperature)
+    raise ValidationError(f"method: expected one of {DECODERS}, got {method!r}")
+
+
+def decode_inputs(
+    objective: Any, vocabulary: Vocabulary | None, params, texts: Sequence[str], **options
+) -> list[dict[str, Any]]:
+    """Decode user-given source texts: ``[{'input', 'output', 'log_prob', 'finished'}, ...]``.
+
+    ``options`` are those of `decode`. Characters outside the vocabulary and texts longer than
+    the model's maximum raise `jgen.validation.ValidationError`.
+    """
+    model = getattr(objective, "model", None)
+    if not isinstance(model, Seq2Seq) or vocabulary is None:
+        raise ValidationError("inputs: expected a seq2seq experiment, which decodes input texts")
+    if not texts:
+        raise ValidationError("inputs: expected at least one input text, got none")
+    source = jnp.asarray(vocabulary.encode_batch(list(texts), model.max_source_length))
+    decoded = decode(model, params, source, **options)
+    return [
+        {
+            "input": text,
+            "output": vocabulary.decode(tokens),
+            "log_prob": float(log_prob),
+            "finished": bool(finished),
+        }
+        for text, tokens, log_prob, finished in zip(
+            texts,
+            np.asarray(outputs(decoded)),
+            np.asarray(decoded.log_prob),
+            np.asarray(decoded.finished),
+            strict=True,
+        )
+    ]
+
+
+def _text_table(path: Path, rows: list[tuple[str, str, str]], title: str) -> Path:
+    """A figure listing source -> greedy output, green when it equals the target, red if not."""
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 0.8))
+    ax.axis("off")
+    for i, (source, target, output) in enumerate(rows):
+        y = 1 - (i + 0.5) / len(rows)
+        color = "tab:green" if output == target else "tab:red"
+        ax.text(0.0, y, source, family="monospace", va="center", fontsize=9)
+        ax.text(0.5, y, "-> " + output, family="monospace", va="center", color=color, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def build_seq2seq_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
+    model = seq2seq_model(config.model, dataset)
+    objective = Seq2SeqObjective(model)
+    vocabulary = dataset.vocabulary
+    name = config.get("name", "seq2seq")
+
+    def figures(state: TrainState, workdir: Path) -> list[Path]:
+        pairs = dataset.test[:16]
+        decoded = np.asarray(outputs(greedy_decode(model, state.params, jnp.asarray(pairs[:, 0]))))
+        rows = [
+            (vocabulary.decode(p[0]), vocabulary.decode(p[1]), vocabulary.decode(d))
+            for p, d in zip(pairs, decoded, strict=True)
+        ]
+        correct = sum(r[1] == r[2] for r in rows)
+        title = f"{name}: greedy decoding of test inputs ({correct}/{len(rows)} exact)"
+        return [_text_table(workdir / "samples.png", rows, title)]
+
+    def sample(state: TrainState, key, num: int) -> np.ndarray:
+        """``(num, 2)`` strings: test sources and an output sampled from p(y | x) for each."""
+        index = np.arange(num) % len(dataset.test)
+        source = dataset.test[index, 0]
+        decoded = sample_decode(model, state.params, jnp.asarray(source), key)
+        texts = [vocabulary.decode(s) for s in source]
+        samples = [vocabulary.decode(t) for t in np.asarray(outputs(decoded))]
+        return np.array([texts, samples]).T
+
+    return dict(objective=objective, figures=figures, sample=sample)
