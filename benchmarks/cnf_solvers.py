@@ -95,9 +95,9 @@ def synthetic_problem(dim: int, batch: int, seed: int = 0) -> Problem:
 
 def _trained_field(workdir: str):
     """The vector field and its parameters of a one-block `cnf` run (jgen train ffjord_...)."""
-    from jgen.cli import _restore
+    from jgen.experiment import restore_run
 
-    exp, state = _restore(Path(workdir))
+    exp, state = restore_run(Path(workdir))
     flow = exp.objective.eval.flow
     bijector, params = flow.bijector, state.params["bijector"]
     if hasattr(bijector, "bijectors"):  # LogitPreprocess + CNF: take the CNF

@@ -73,28 +73,16 @@ def _build(config):
 
 
 def _restore(workdir: Path):
-    """Rebuild a run's experiment from its config.json and restore its latest checkpoint."""
-    from ml_collections import ConfigDict
-
+    """`jgen.experiment.restore_run` with bad settings reported as a `ConfigError`."""
     from jgen.config import ConfigError
-    from jgen.data import BatchStream
-    from jgen.train import Checkpointer, dataset_arrays, initial_state, load_config
+    from jgen.experiment import restore_run
 
     try:
-        config = ConfigDict(load_config(workdir))
-    except (ValueError, TypeError) as e:  # not JSON, or not a dict of settings
-        raise ConfigError(f"{workdir / 'config.json'} is not a valid jgen config ({e})") from e
-    exp = _build(config)
-    stream = BatchStream(
-        dataset_arrays(exp.dataset, "train"), exp.train.batch_size, seed=exp.train.seed
-    )
-    template = initial_state(exp.objective, stream, exp.tx, seed=exp.train.seed)
-    checkpointer = Checkpointer(workdir)
-    if checkpointer.latest_step() is None:
-        raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
-    state = checkpointer.restore(template)
-    checkpointer.close()
-    return exp, state
+        return restore_run(workdir)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from e
 
 
 def _cmd_list() -> int:

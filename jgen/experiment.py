@@ -38,6 +38,7 @@ __all__ = [
     "density_figures",
     "density_sampler",
     "family_builder",
+    "restore_run",
 ]
 
 
@@ -207,3 +208,25 @@ def build_experiment(config: ConfigDict) -> Experiment:
     # A family with its own optimiser set-up (e.g. one per GAN player) returns it as "tx".
     tx = parts.pop("tx", None) or make_optimizer(total_steps=train.steps, **config.optim)
     return Experiment(name=config.get("name", family), dataset=dataset, tx=tx, train=train, **parts)
+
+
+def restore_run(workdir: str | Path) -> tuple[Experiment, TrainState]:
+    """Rebuild a run's experiment from its ``config.json`` and restore its latest checkpoint
+    (what `jgen eval` and `jgen sample` start from; also for analysis scripts)."""
+    from jgen.data import BatchStream
+    from jgen.train import Checkpointer, initial_state, load_config
+
+    workdir = Path(workdir)
+    try:
+        config = ConfigDict(load_config(workdir))
+    except (ValueError, TypeError) as e:  # not JSON, or not a dict of settings
+        raise ValueError(f"{workdir / 'config.json'} is not a valid jgen config ({e})") from e
+    exp = build_experiment(config)
+    stream = BatchStream(exp.dataset.arrays("train"), exp.train.batch_size, seed=exp.train.seed)
+    template = initial_state(exp.objective, stream, exp.tx, seed=exp.train.seed)
+    checkpointer = Checkpointer(workdir)
+    if checkpointer.latest_step() is None:
+        raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
+    state = checkpointer.restore(template)
+    checkpointer.close()
+    return exp, state

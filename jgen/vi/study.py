@@ -50,13 +50,13 @@ def kl_estimate(
 def draw_figure(out: Path, potentials, num_flows, figure: str | Path) -> Path:
     """The grid figure from the runs' checkpoints under ``out`` (one row per potential: the
     target, then the fitted q_K for each K)."""
-    from jgen.cli import _restore
+    from jgen.experiment import restore_run
 
     rows = []
     for name in potentials:
         row = []
         for k in num_flows:
-            exp, state = _restore(out / f"{name}_K{k}")
+            exp, state = restore_run(out / f"{name}_K{k}")
             objective = exp.objective
             if not row:
                 energy, log_z = objective.energy, objective.log_z
