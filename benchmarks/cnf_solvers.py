@@ -498,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         tols=tuple(args.tols),
         adjoints=tuple(args.adjoints),
         estimators=tuple(args.estimators),
+        grid_estimators=tuple(args.grid_estimators),
         batch=args.batch,
         repeats=args.repeats,
         probe_draws=args.probe_draws,
