@@ -32,6 +32,7 @@ __all__ = [
     "check_finite",
     "check_float_dtype",
     "check_int",
+    "check_levels",
     "check_positive_int",
     "check_trailing_shape",
     "is_concrete",
@@ -237,28 +238,35 @@ def _check_split(name: str, split: str, data: Any, num_levels: int | None) -> No
             f"{where}: expected at least 1 example, got shape {_shape_str(data.shape)}"
         )
     _check_real_dtype(data.dtype, where)
-    data = np.asarray(data)
     if num_levels is None:
-        check_finite(data, where)
+        check_finite(np.asarray(data), where)
         return
-    # Discrete data: values must be the levels 0..K-1 (skipped where the dtype cannot leave
-    # that range, e.g. uint8 with K = 256).
+    check_levels(data, where, num_levels)
+
+
+def check_levels(x: Any, name: str, num_levels: int) -> None:
+    """A concrete ``x`` must hold the integer levels ``0..num_levels - 1`` (values only: shapes
+    are the caller's; tracers are skipped, as everywhere in this module). Integer dtypes that
+    cannot leave that range (e.g. uint8 with 256 levels) are accepted without reading values."""
+    if not is_concrete(x):
+        return
+    data = np.asarray(x)
     if jnp.issubdtype(data.dtype, jnp.integer):
         info = np.iinfo(data.dtype)
         if info.min >= 0 and info.max <= num_levels - 1:
             return
     elif jnp.issubdtype(data.dtype, jnp.floating):
-        check_finite(data, where)
+        check_finite(data, name)
         fractional = data[data != np.floor(data)]
         if fractional.size:
             raise ValidationError(
-                f"{where}: expected integer levels 0..{num_levels - 1} (num_levels={num_levels}), "
+                f"{name}: expected integer levels 0..{num_levels - 1} (num_levels={num_levels}), "
                 f"got {fractional.size} non-integer value(s), e.g. {fractional.flat[0]}"
             )
     low, high = data.min(), data.max()
     if low < 0 or high > num_levels - 1:
         raise ValidationError(
-            f"{where}: expected integer levels 0..{num_levels - 1} (num_levels={num_levels}), "
+            f"{name}: expected integer levels 0..{num_levels - 1} (num_levels={num_levels}), "
             f"got values in {low}..{high}"
         )
 

@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen import validation
 from jgen.typing import Array, PRNGKey
-from jgen.validation import ValidationError, check_array, check_int, is_concrete
+from jgen.validation import ValidationError, check_array, check_int
 
 __all__ = ["MADE", "MaskedDense", "made_masks"]
 
@@ -149,11 +150,4 @@ def check_levels(x, event_shape: tuple[int, ...], num_levels: int) -> None:
             f"x: expected shape (batch, {', '.join(map(str, event_shape))}), got shape "
             f"{tuple(x.shape)}"
         )
-    if not is_concrete(x):
-        return
-    values = np.asarray(x)
-    if not np.all(values == np.floor(values)) or values.min() < 0 or values.max() >= num_levels:
-        raise ValidationError(
-            f"x: expected integer levels 0..{num_levels - 1}, got values in "
-            f"{values.min()}..{values.max()}"
-        )
+    validation.check_levels(x, "x", num_levels)

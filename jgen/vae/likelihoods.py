@@ -36,7 +36,7 @@ import numpy as np
 
 from jgen.distributions.dequantization import uniform_dequantize
 from jgen.typing import Array, PRNGKey
-from jgen.validation import ValidationError, check_int, is_concrete
+from jgen.validation import ValidationError, check_int, check_levels, is_concrete
 
 __all__ = [
     "BINARIZATIONS",
@@ -54,26 +54,6 @@ __all__ = [
 
 def _sum_event(x: Array, event_ndims: int) -> Array:
     return jnp.sum(x, axis=tuple(range(x.ndim - event_ndims, x.ndim))) if event_ndims else x
-
-
-def check_levels(x, name: str, num_levels: int) -> None:
-    """A concrete ``x`` must hold the integer levels ``0..num_levels-1`` (tracers are skipped)."""
-    if not is_concrete(x):
-        return
-    values = np.asarray(x)
-    if np.issubdtype(values.dtype, np.floating):
-        fractional = values[values != np.floor(values)]
-        if fractional.size:
-            raise ValidationError(
-                f"{name}: expected integer levels 0..{num_levels - 1} (num_levels={num_levels}), "
-                f"got {fractional.size} non-integer value(s), e.g. {fractional.flat[0]}"
-            )
-    low, high = values.min(), values.max()
-    if low < 0 or high > num_levels - 1:
-        raise ValidationError(
-            f"{name}: expected integer levels 0..{num_levels - 1} (num_levels={num_levels}), "
-            f"got values in {low}..{high}"
-        )
 
 
 def dynamic_binarize(key: PRNGKey, x: Array, num_levels: int, dtype=None) -> Array:
