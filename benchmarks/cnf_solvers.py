@@ -99,7 +99,7 @@ def _trained_field(workdir: str):
 
     exp, state = restore_run(Path(workdir))
     flow = exp.objective.eval.flow
-    bijector, params = flow.bijector, state.params["bijector"]
+    bijector, params = flow.bijector, state.eval_params["bijector"]
     if hasattr(bijector, "bijectors"):  # LogitPreprocess + CNF: take the CNF
         index = next(i for i, b in enumerate(bijector.bijectors) if hasattr(b, "vector_field"))
         bijector, params = bijector.bijectors[index], params[f"bijectors_{index}"]

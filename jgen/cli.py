@@ -158,7 +158,7 @@ def _decode_inputs(args, exp, state) -> int:
     from jgen.seq2seq import decode_inputs
 
     results = decode_inputs(
-        exp.objective, exp.dataset.vocabulary, state.params, args.input, method=args.decode,
+        exp.objective, exp.dataset.vocabulary, state.eval_params, args.input, method=args.decode,
         beam_size=args.beam_size, length_penalty=args.length_penalty,
         temperature=args.temperature, key=jax.random.PRNGKey(args.seed),
     )  # fmt: skip

@@ -29,7 +29,7 @@ from jgen.bijectors.elementwise import _tanh_log_derivative
 from jgen.typing import Array
 from jgen.validation import ValidationError, ValidationTypeError, check_int
 
-__all__ = ["ROOT_ITERATIONS", "Planar", "Radial", "solve_planar_root"]
+__all__ = ["ROOT_ITERATIONS", "Planar", "Radial", "flow_layer_class", "solve_planar_root"]
 
 # Iterations of the planar root find. Newton steps converge quadratically near the root; the
 # bisection fallback halves the bracket of width 2|wᵀû| whenever a Newton step would leave it or
@@ -289,3 +289,12 @@ class Radial(_PlanarOrRadial):
         r = jnp.where(linear >= 0, 2.0 * alpha * s / q, 0.5 * q)
         z = z0 + ((alpha + r) / (r + alpha_plus_beta))[..., None] * diff
         return z, -self._log_det(r, alpha, alpha_plus_beta)
+
+
+def flow_layer_class(kind: str, what: str = "flow") -> type[Planar] | type[Radial]:
+    """`Planar` or `Radial` by name ('planar' or 'radial'), for configs (VAE posteriors, VI);
+    ``what`` names the setting in the error message."""
+    layers = {"planar": Planar, "radial": Radial}
+    if kind not in layers:
+        raise ValueError(f"{what} must be one of {sorted(layers)}, got {kind!r}")
+    return layers[kind]

@@ -110,7 +110,7 @@ def build_flow_matching_experiment(config: ConfigDict, dataset: Dataset) -> dict
     resolution, num_samples = _figure_settings(config)
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
-        params, model_state = state.params, state.model_state
+        params, model_state = state.eval_params, state.model_state
         samples, stats = objective.sample_with_stats(
             params, model_state, jax.random.PRNGKey(1234), num_samples
         )
@@ -124,7 +124,7 @@ def build_flow_matching_experiment(config: ConfigDict, dataset: Dataset) -> dict
         )
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
-        x = np.asarray(objective.sample(state.params, state.model_state, key, num))
+        x = np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
         if dataset.num_levels is not None:  # back to the integer levels of the data
             x = np.clip(np.floor(x * dataset.num_levels), 0, dataset.num_levels - 1)
         return x
@@ -143,20 +143,20 @@ def build_moser_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, An
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         samples, _, stats = objective.sample_with_stats(
-            state.params, state.model_state, jax.random.PRNGKey(1234), num_samples
+            state.eval_params, state.model_state, jax.random.PRNGKey(1234), num_samples
         )
-        log_prob = jax.jit(lambda x: objective.log_density(state.params, x))
+        log_prob = jax.jit(lambda x: objective.log_density(state.eval_params, x))
         extra = {
             "sampling_nfe": float(stats.get("nfe", np.nan)),
             "sampling_succeeded_fraction": float(stats["succeeded_fraction"]),
-            "box_integral_of_mu_plus": _box_integral(objective, state.params),
+            "box_integral_of_mu_plus": _box_integral(objective, state.eval_params),
         }
         return _toy_figure(
             workdir, dataset, samples, log_prob, name=name, resolution=resolution, extra=extra
         )
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
-        return np.asarray(objective.sample(state.params, state.model_state, key, num))
+        return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
     return dict(objective=objective, figures=figures, sample=sample)
 

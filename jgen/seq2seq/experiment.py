@@ -133,7 +133,8 @@ def build_seq2seq_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, 
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         pairs = dataset.test[:16]
-        decoded = np.asarray(outputs(greedy_decode(model, state.params, jnp.asarray(pairs[:, 0]))))
+        sources = jnp.asarray(pairs[:, 0])
+        decoded = np.asarray(outputs(greedy_decode(model, state.eval_params, sources)))
         rows = [
             (vocabulary.decode(p[0]), vocabulary.decode(p[1]), vocabulary.decode(d))
             for p, d in zip(pairs, decoded, strict=True)
@@ -146,7 +147,7 @@ def build_seq2seq_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, 
         """``(num, 2)`` strings: test sources and an output sampled from p(y | x) for each."""
         index = np.arange(num) % len(dataset.test)
         source = dataset.test[index, 0]
-        decoded = sample_decode(model, state.params, jnp.asarray(source), key)
+        decoded = sample_decode(model, state.eval_params, jnp.asarray(source), key)
         texts = [vocabulary.decode(s) for s in source]
         samples = [vocabulary.decode(t) for t in np.asarray(outputs(decoded))]
         return np.array([texts, samples]).T

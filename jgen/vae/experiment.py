@@ -98,7 +98,7 @@ def _evaluation_options(config: ConfigDict) -> dict[str, Any]:
 
 def _parts(objective, dataset: Dataset, name: str) -> dict[str, Any]:
     def sample(state, key, num: int) -> np.ndarray:
-        return np.asarray(objective.sample(state.params, key, num))
+        return np.asarray(objective.sample(state.eval_params, key, num))
 
     return dict(
         objective=objective,

@@ -81,10 +81,11 @@ def model_figures(objective, dataset, name: str, num: int = 50):
     def figures(state, workdir: Path) -> list[Path]:
         key = jax.random.PRNGKey(1234)
         shape = dataset.event_shape
-        means = sample(state.params, key, num, means=True)
+        params = state.eval_params
+        means = sample(params, key, num, means=True)
         paths = [sample_figure(workdir / "samples.png", means, shape, f"{name}: E[x|z], z ~ p(z)")]
         test = dataset.test[:30]
-        targets, recon = reconstruct(state.params, test, jax.random.fold_in(key, 1))
+        targets, recon = reconstruct(params, test, jax.random.fold_in(key, 1))
         target_images = objective.likelihood.encoder_input(targets)
         paths.append(
             reconstruction_figure(
@@ -96,13 +97,13 @@ def model_figures(objective, dataset, name: str, num: int = 50):
             )
         )
         if getattr(objective, "latent_dim", None) == 2:
-            mu = np.asarray(jax.jit(objective.encode)(state.params, dataset.test))
+            mu = np.asarray(jax.jit(objective.encode)(params, dataset.test))
             paths.append(
                 latent_space_figure(
                     workdir / "latent_space.png",
                     mu,
                     dataset.test_labels,
-                    jax.jit(lambda z: objective.likelihood.mean(objective.decode(state.params, z))),
+                    jax.jit(lambda z: objective.likelihood.mean(objective.decode(params, z))),
                     shape,
                     f"{name}: 2-D latent space",
                 )

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgen import bijectors as jb
+from jgen.bijectors.planar import flow_layer_class
 from jgen.typing import Array
 from jgen.vae.bounds import HALF_LOG_2PI
 from jgen.vae.networks import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
@@ -30,16 +30,12 @@ from jgen.validation import check_int
 
 __all__ = ["POSTERIOR_FLOWS", "VAE"]
 
-POSTERIOR_FLOWS = {"planar": "Planar", "radial": "Radial"}
+POSTERIOR_FLOWS = ("planar", "radial")
 ARCHITECTURES = ("mlp", "conv")
 
 
 def _flow_class(kind: str):
-    if kind not in POSTERIOR_FLOWS:
-        raise ValueError(
-            f"VAE: posterior_flow must be None or one of {sorted(POSTERIOR_FLOWS)}, got {kind!r}"
-        )
-    return getattr(jb, POSTERIOR_FLOWS[kind])
+    return flow_layer_class(kind, "VAE: posterior_flow")
 
 
 class VAE(nn.Module):

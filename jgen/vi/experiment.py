@@ -24,25 +24,23 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from jgen import bijectors as jb
+from jgen.bijectors.planar import flow_layer_class
 from jgen.data import Dataset
 from jgen.distributions import Flow
 from jgen.train import TrainState
+from jgen.validation import check_int
 from jgen.vi.figures import FIGURE_LIMIT, density_panels, plot_density_grid
 from jgen.vi.objective import ReverseKL
-from jgen.vi.potentials import log_normalizer, target_energy
+from jgen.vi.potentials import potential_log_normalizer, target_energy
 
 __all__ = ["build_vi_experiment", "flow_bijector", "histogram_panel", "reverse_kl_objective"]
-
-_LAYERS = {"planar": jb.Planar, "radial": jb.Radial}
 
 
 def flow_bijector(kind: str, num_flows: int, dim: int = 2, init_scale: float = 0.1):
     """K layers of planar or radial flow on R^dim (a single layer is returned as is)."""
-    if kind not in _LAYERS:
-        raise ValueError(f"model.flow must be one of {sorted(_LAYERS)}, got {kind!r}")
-    if isinstance(num_flows, bool) or not isinstance(num_flows, int) or num_flows < 1:
-        raise ValueError(f"model.num_flows must be a positive int, got {num_flows!r}")
-    layers = [_LAYERS[kind](dim, init_scale=init_scale) for _ in range(num_flows)]
+    layer = flow_layer_class(kind, "model.flow")
+    check_int(num_flows, "model.num_flows", minimum=1)
+    layers = [layer(dim, init_scale=init_scale) for _ in range(num_flows)]
     return layers[0] if num_flows == 1 else jb.Chain(layers)
 
 
@@ -50,7 +48,7 @@ def reverse_kl_objective(model: ConfigDict) -> ReverseKL:
     """The objective of one ``model`` config section (log Z by quadrature, float64)."""
     energy = target_energy(model.potential)
     bijector = flow_bijector(model.flow, model.num_flows, init_scale=model.init_scale)
-    log_z = log_normalizer(energy, resolution=model.quadrature_resolution)
+    log_z = potential_log_normalizer(model.potential, model.quadrature_resolution)
     return ReverseKL(Flow(bijector, (2,)), energy, log_z, anneal_steps=model.anneal_steps)
 
 
@@ -69,14 +67,14 @@ def build_vi_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
         )
     model = config.model
     objective = reverse_kl_objective(model)
-    energy = target_energy(model.potential)
+    energy = objective.energy
     resolution = int(model.get("figure_resolution", 200))
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
-        return np.asarray(objective.sample(state.params, key, num))
+        return np.asarray(objective.sample(state.eval_params, key, num))
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
-        log_q = jax.jit(lambda z: objective.log_prob(state.params, z))
+        log_q = jax.jit(lambda z: objective.log_prob(state.eval_params, z))
         true_density = density_panels(
             jax.jit(lambda z: -energy(z) - objective.log_z), resolution=resolution
         )

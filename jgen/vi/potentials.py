@@ -27,6 +27,7 @@ is reported in nats.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ __all__ = [
     "WALL_EDGE",
     "WALL_WIDTH",
     "log_normalizer",
+    "potential_log_normalizer",
     "target_energy",
 ]
 
@@ -127,3 +129,10 @@ def log_normalizer(
 
         total = jax.scipy.special.logsumexp(row_log_sums(centres))
         return float(total) + math.log(cell_area)
+
+
+@functools.cache
+def potential_log_normalizer(name: str, resolution: int = 1400) -> float:
+    """``log_normalizer(target_energy(name), resolution=...)``, computed once per process (every
+    build of a `vi` experiment, `jgen eval` and the study's figures need it)."""
+    return log_normalizer(target_energy(name), resolution=resolution)

@@ -61,7 +61,7 @@ def draw_figure(out: Path, potentials, num_flows, figure: str | Path) -> Path:
             if not row:
                 energy, log_z = objective.energy, objective.log_z
                 row.append(density_panels(jax.jit(lambda z, e=energy, c=log_z: -e(z) - c)))
-            log_q = jax.jit(lambda z, o=objective, p=state.params: o.log_prob(p, z))
+            log_q = jax.jit(lambda z, o=objective, p=state.eval_params: o.log_prob(p, z))
             row.append(density_panels(log_q))
         rows.append(row)
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> dict:
                 on_end=lambda state, wd, exp=exp: exp.figures(state, wd),
             )  # fmt: skip
             kl, stderr = kl_estimate(
-                exp.objective, result.state.params, jax.random.key(2024), num_samples=args.samples
+                exp.objective,
+                result.state.eval_params,
+                jax.random.key(2024),
+                num_samples=args.samples,
             )
             results[name][str(k)] = dict(kl=kl, stderr=stderr, log_z=exp.objective.log_z)
             print(f"{name} K={k}: KL = {kl:.4f} ± {stderr:.4f} nats", flush=True)
