@@ -36,15 +36,30 @@ def _parser() -> argparse.ArgumentParser:
         "--fresh", action="store_true", help="delete the workdir's checkpoints and start over"
     )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = t.add_argument_group(
+        "multi-host (jax.distributed)",
+        "start the same command on every host; settings default to the environment variables "
+        "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, else to a detected cluster "
+        "(SLURM, Open MPI, ...)",
+    )
+    d.add_argument(
+        "--distributed", action="store_true",
+        help="join a multi-process run (implied by the three options below)",
+    )  # fmt: skip
+    d.add_argument("--coordinator-address", metavar="HOST:PORT", help="process 0's address")
+    d.add_argument("--num-processes", type=int, metavar="N")
+    d.add_argument("--process-id", type=int, metavar="I")
 
     e = sub.add_parser("eval", help="evaluate the latest checkpoint of a run")
     e.add_argument("--workdir", required=True)
     e.add_argument("--split", choices=("test", "train"), default="test")
+    e.add_argument("--member", type=int, default=0, help="which seed of a vmapped-seeds run")
 
     s = sub.add_parser("sample", help="sample from the latest checkpoint of a run")
     s.add_argument("--workdir", required=True)
     s.add_argument("--num", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--member", type=int, default=0, help="which seed of a vmapped-seeds run")
     s.add_argument("--out", help="output .npy file (default WORKDIR/samples.npy)")
     s.add_argument(
         "--input", action="append", default=[], metavar="TEXT",
@@ -72,13 +87,13 @@ def _build(config):
         raise ConfigError(str(e)) from e
 
 
-def _restore(workdir: Path):
+def _restore(workdir: Path, member: int = 0):
     """`jgen.experiment.restore_run` with bad settings reported as a `ConfigError`."""
     from jgen.config import ConfigError
     from jgen.experiment import restore_run
 
     try:
-        return restore_run(workdir)
+        return restore_run(workdir, member=member)
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:
@@ -93,7 +108,24 @@ def _cmd_list() -> int:
     return 0
 
 
+def _join_distributed(args) -> None:
+    """``jax.distributed.initialize`` when asked to, before anything else touches JAX."""
+    from jgen.config import ConfigError
+    from jgen.parallel import initialize
+
+    explicit = (args.coordinator_address, args.num_processes, args.process_id)
+    if not args.distributed and all(v is None for v in explicit):
+        return
+    try:
+        initialize(*explicit)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"cannot join the multi-process run: {e}") from e
+
+
 def _cmd_train(args) -> int:
+    _join_distributed(args)
+    import jax
+
     from jgen.config import load_experiment_config
     from jgen.experiment import config_to_dict
     from jgen.train import fit
@@ -112,7 +144,8 @@ def _cmd_train(args) -> int:
     summary = {"workdir": str(workdir), "step": int(result.state.step), **result.eval_metrics}
     if result.stopped_early:
         summary["stopped_early"] = result.stopped_early
-    print(json.dumps(summary))
+    if jax.process_index() == 0:
+        print(json.dumps(summary))
     return 1 if result.stopped_early else 0
 
 
@@ -120,13 +153,16 @@ def _cmd_eval(args) -> int:
     from jgen.train import dataset_arrays, evaluate_dataset, make_eval_step, run_keys
 
     workdir = Path(args.workdir)
-    exp, state = _restore(workdir)
+    exp, state = _restore(workdir, args.member)
     # The run's own eval key: `jgen eval` reproduces the numbers the training run logged.
     metrics = evaluate_dataset(
         make_eval_step(exp.objective.evaluate), state, dataset_arrays(exp.dataset, args.split),
-        batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.seed)[2],
+        batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.seed + args.member)[2],
     )  # fmt: skip
-    print(json.dumps({"step": int(state.step), "split": args.split, **metrics}))
+    record = {"step": int(state.step), "split": args.split, **metrics}
+    if exp.train.num_seeds > 1:
+        record["member"] = args.member
+    print(json.dumps(record))
     return 0
 
 
@@ -139,7 +175,7 @@ def _cmd_sample(args) -> int:
     if args.num <= 0:
         raise ConfigError(f"--num must be positive, got {args.num}")
     workdir = Path(args.workdir)
-    exp, state = _restore(workdir)
+    exp, state = _restore(workdir, args.member)
     if args.input:
         return _decode_inputs(args, exp, state)
     if exp.sample is None:

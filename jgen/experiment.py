@@ -210,11 +210,16 @@ def build_experiment(config: ConfigDict) -> Experiment:
     return Experiment(name=config.get("name", family), dataset=dataset, tx=tx, train=train, **parts)
 
 
-def restore_run(workdir: str | Path) -> tuple[Experiment, TrainState]:
+def restore_run(workdir: str | Path, *, member: int = 0) -> tuple[Experiment, TrainState]:
     """Rebuild a run's experiment from its ``config.json`` and restore its latest checkpoint
-    (what `jgen eval` and `jgen sample` start from; also for analysis scripts)."""
+    (what `jgen eval` and `jgen sample` start from; also for analysis scripts).
+
+    A run of vmapped seeds (``train.num_seeds > 1``) returns member ``member``: the run of seed
+    ``train.seed + member``. The checkpoint may have been written on any number of devices.
+    """
     from jgen.data import BatchStream
     from jgen.train import Checkpointer, initial_state, load_config
+    from jgen.train.members import member_seeds, member_state, stack_states
 
     workdir = Path(workdir)
     try:
@@ -222,11 +227,19 @@ def restore_run(workdir: str | Path) -> tuple[Experiment, TrainState]:
     except (ValueError, TypeError) as e:  # not JSON, or not a dict of settings
         raise ValueError(f"{workdir / 'config.json'} is not a valid jgen config ({e})") from e
     exp = build_experiment(config)
-    stream = BatchStream(exp.dataset.arrays("train"), exp.train.batch_size, seed=exp.train.seed)
-    template = initial_state(exp.objective, stream, exp.tx, seed=exp.train.seed)
+    seeds = member_seeds(exp.train.seed, exp.train.num_seeds)
+    if not 0 <= member < len(seeds):
+        raise ValueError(f"member must be in 0..{len(seeds) - 1} for this run, got {member}")
+    arrays = exp.dataset.arrays("train")
+    templates = [
+        initial_state(exp.objective, BatchStream(arrays, exp.train.batch_size, seed=s), exp.tx,
+                      seed=s)
+        for s in seeds
+    ]  # fmt: skip
+    template = templates[0] if len(seeds) == 1 else stack_states(templates)
     checkpointer = Checkpointer(workdir)
     if checkpointer.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
     state = checkpointer.restore(template)
     checkpointer.close()
-    return exp, state
+    return exp, state if len(seeds) == 1 else member_state(state, member)

@@ -1,11 +1,25 @@
-"""Data parallelism by sharding: one ('data',) mesh, batches split over it, state replicated."""
+"""Data parallelism by sharding: one ('data',) mesh, batches split over it, state replicated;
+multi-host runs through `jax.distributed`."""
 
+from jgen.parallel.distributed import agree, barrier, initialize, is_primary
 from jgen.parallel.mesh import (
     DATA_AXIS,
     data_mesh,
     data_sharding,
+    local_rows,
     replicated_sharding,
     shard_batch,
 )
 
-__all__ = ["DATA_AXIS", "data_mesh", "data_sharding", "replicated_sharding", "shard_batch"]
+__all__ = [
+    "DATA_AXIS",
+    "agree",
+    "barrier",
+    "data_mesh",
+    "data_sharding",
+    "initialize",
+    "is_primary",
+    "local_rows",
+    "replicated_sharding",
+    "shard_batch",
+]

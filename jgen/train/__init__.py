@@ -1,4 +1,5 @@
-"""One trainer for every model family: train state, jitted steps, the loop, checkpoints."""
+"""One trainer for every model family: train state, jitted steps, the loop, checkpoints, and
+vmapped seeds (stacked states)."""
 
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
 from jgen.train.loop import (
@@ -7,10 +8,12 @@ from jgen.train.loop import (
     TrainConfig,
     dataset_arrays,
     evaluate_dataset,
+    evaluate_members,
     fit,
     initial_state,
     run_keys,
 )
+from jgen.train.members import member_state, stack_states
 from jgen.train.step import (
     Objective,
     TrainState,
@@ -31,14 +34,17 @@ __all__ = [
     "atomic_write_text",
     "dataset_arrays",
     "evaluate_dataset",
+    "evaluate_members",
     "fit",
     "initial_state",
     "load_config",
     "make_eval_step",
     "make_optimizer",
     "make_train_step",
+    "member_state",
     "player_schedule",
     "run_keys",
     "save_config",
+    "stack_states",
     "stateless",
 ]

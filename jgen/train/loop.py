@@ -1,9 +1,20 @@
 """The training loop shared by every model family.
 
 `fit` runs an `Objective` on a `Dataset`: seeded, resumable batches; the jitted step of
-`jgen.train.step` (data-parallel over all local devices when ``data_parallel``); a progress bar;
-metrics to ``workdir/metrics.jsonl`` and the console; evaluation on the whole test split;
-orbax checkpoints with resume; a checkpoint on SIGINT/SIGTERM; figures at the end.
+`jgen.train.step` (data-parallel over every device of every process when ``data_parallel``); a
+progress bar; metrics to ``workdir/metrics.jsonl`` and the console; evaluation on the whole test
+split; orbax checkpoints with resume (on any number of devices); a checkpoint on SIGINT/SIGTERM;
+figures at the end.
+
+Multi-host (`jgen.parallel.distributed`): every process runs `fit` with the same arguments. Each
+loads only its rows of every global batch, all take part in steps, evaluation and checkpoint
+saves, and only process 0 writes the config, metrics, console output and figures. A stop signal
+received by any process stops all of them at the same step.
+
+Vmapped seeds (``TrainConfig.num_seeds = K > 1``): the K runs with seeds ``seed, ..., seed + K - 1``
+train as one compiled program (`jgen.train.members`); the logged train metrics are means over the
+members, evaluation reports the mean and the standard deviation over members (``<name>/std``) and
+every member's values, and figures and samples come from member 0.
 
 Exact resume: the batch of step t is a pure function of (seed, t) and the step key is
 fold_in(key, t), so a run resumed from the checkpoint of step t continues as if uninterrupted.
@@ -31,8 +42,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jgen.data import BatchStream, Dataset, eval_batches
-from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
+from jgen.parallel.distributed import agree, barrier
+from jgen.parallel.mesh import data_mesh, local_rows, replicated_sharding, shard_batch
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
+from jgen.train.members import member_seeds, member_state, stack_states
 from jgen.train.step import (
     Objective,
     TrainState,
@@ -48,6 +61,7 @@ __all__ = [
     "TrainConfig",
     "dataset_arrays",
     "evaluate_dataset",
+    "evaluate_members",
     "fit",
     "initial_state",
     "run_keys",
@@ -60,6 +74,9 @@ class TrainConfig:
 
     ``ema_decay``: keep an exponential moving average of the parameters with this decay (0, the
     default, keeps none); evaluation, figures and sampling then use the average.
+    ``data_parallel``: split every batch over the devices of a ``('data',)`` mesh;
+    ``num_devices``: how many of the devices (0, the default: all of every process).
+    ``num_seeds``: train the runs of seeds ``seed .. seed + num_seeds - 1`` together, vmapped.
     """
 
     steps: int
@@ -73,19 +90,23 @@ class TrainConfig:
     data_parallel: bool = True
     progress: bool = True
     ema_decay: float = 0.0
+    num_devices: int = 0
+    num_seeds: int = 1
 
     def __post_init__(self):
         for name in (
             "steps", "batch_size", "seed", "log_every", "eval_every", "eval_batch_size",
-            "checkpoint_every", "max_nonfinite_steps",
+            "checkpoint_every", "max_nonfinite_steps", "num_devices", "num_seeds",
         ):  # fmt: skip
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"TrainConfig.{name} must be an int, got {value!r}")
-        for name in ("steps", "batch_size", "eval_batch_size"):
+        for name in ("steps", "batch_size", "eval_batch_size", "num_seeds"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("log_every", "eval_every", "checkpoint_every", "max_nonfinite_steps"):
+        for name in (
+            "log_every", "eval_every", "checkpoint_every", "max_nonfinite_steps", "num_devices"
+        ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         decay = self.ema_decay
@@ -102,6 +123,8 @@ class FitResult:
     eval_metrics: dict[str, float]
     workdir: Path | None
     stopped_early: str | None = None
+    # With vmapped seeds: each member's final evaluation (eval_metrics holds mean and std).
+    member_eval_metrics: list[dict[str, float]] | None = None
 
 
 def dataset_arrays(dataset: Dataset, split: str) -> dict[str, np.ndarray]:
@@ -119,25 +142,53 @@ def evaluate_dataset(
     mesh=None,
 ) -> dict[str, float]:
     """Exact means over every example of ``arrays`` of the per-example metrics of ``eval_step``."""
+    sums = _metric_means(eval_step, state, arrays, batch_size=batch_size, key=key, mesh=mesh)
+    return {name: float(value) for name, value in sums.items()}
+
+
+def evaluate_members(
+    eval_step: Callable,
+    state: TrainState,
+    arrays: dict[str, np.ndarray],
+    *,
+    batch_size: int,
+    keys: jax.Array,
+    mesh=None,
+) -> list[dict[str, float]]:
+    """`evaluate_dataset` for a stacked state (``eval_step`` of ``make_eval_step(...,
+    members=True)``, one eval key per member in ``keys``): one dict of means per member."""
+    means = _metric_means(
+        eval_step, state, arrays, batch_size=batch_size, key=keys, mesh=mesh, members=len(keys)
+    )
+    return [{name: float(v[k]) for name, v in means.items()} for k in range(len(keys))]
+
+
+def _metric_means(eval_step, state, arrays, *, batch_size, key, mesh, members=None):
+    """Per-metric means over the examples: scalars, or (K,) arrays with ``members = K``."""
     n = len(next(iter(arrays.values())))
     if n == 0:
         raise ValueError("cannot evaluate on an empty split")
     if mesh is not None:
         batch_size = math.ceil(batch_size / mesh.size) * mesh.size
     batch_size = min(batch_size, n if mesh is None else math.ceil(n / mesh.size) * mesh.size)
-    sums: dict[str, float] = {}
+    expected = (batch_size,) if members is None else (members, batch_size)
+    fold = jax.random.fold_in if members is None else jax.vmap(jax.random.fold_in, (0, None))
+    sums: dict[str, np.ndarray] = {}
     for i, (batch, mask) in enumerate(eval_batches(arrays, batch_size, pad=True)):
         weight = mask.astype(np.float64)
-        placed = shard_batch(batch, mesh) if mesh is not None else batch
-        per_example = jax.device_get(eval_step(state, placed, jax.random.fold_in(key, i)))
+        if mesh is not None:
+            # This process's rows only; the metrics come back replicated, for every row.
+            rows = local_rows(batch_size, mesh)
+            batch = shard_batch(jax.tree.map(lambda x, rows=rows: x[rows], batch), mesh)
+        per_example = jax.device_get(eval_step(state, batch, fold(key, i)))
         for name, values in per_example.items():
             values = np.asarray(values, np.float64)
-            if values.shape != weight.shape:
+            if values.shape != expected:
                 raise ValueError(
-                    f"evaluate must return per-example metrics of shape ({batch_size},); "
+                    f"evaluate must return per-example metrics of shape {expected}; "
                     f"{name!r} has shape {values.shape}"
                 )
-            sums[name] = sums.get(name, 0.0) + float(np.sum(values * weight))
+            sums[name] = sums.get(name, 0.0) + np.sum(values * weight, axis=-1)
     return {name: total / n for name, total in sums.items()}
 
 
@@ -259,7 +310,12 @@ def _mean_metrics(
         if k == "player":
             continue
         owner = k.partition("/")[0]
-        values = [m[k] for m in host if owner not in players or players[int(m["player"])] == owner]
+        # `player` is a scalar, or one equal value per member under vmapped seeds.
+        values = [
+            m[k]
+            for m in host
+            if owner not in players or players[int(np.ravel(m["player"])[0])] == owner
+        ]
         if values:
             means[k] = float(np.mean(values))
     return means
@@ -279,30 +335,41 @@ def fit(
     """Train ``objective`` on ``dataset`` with the optax transformation ``tx``.
 
     With a ``workdir``: metrics.jsonl, config.json (``run_config``), checkpoints/ and whatever
-    ``on_end`` writes (figures). An existing checkpoint there is resumed unless ``resume=False``.
-    The dataset is checked first, on the host (`jgen.validation.check_dataset`: non-empty splits,
-    finite continuous data, discrete levels in range, batch_size <= the train split).
+    ``on_end`` writes (figures). An existing checkpoint there is resumed unless ``resume=False``,
+    whatever the number of devices it was written with. The dataset is checked first, on the
+    host (`jgen.validation.check_dataset`: non-empty splits, finite continuous data, discrete
+    levels in range, batch_size <= the train split).
     """
     check_dataset(dataset, batch_size=config.batch_size)
+    primary = jax.process_index() == 0
     workdir = None if workdir is None else Path(workdir)
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
         if run_config is not None:
             if resume:
                 _check_resumable(workdir, run_config)
-            save_config(workdir, run_config)
-    mesh = data_mesh() if config.data_parallel else None
-    if mesh is not None and config.batch_size % mesh.size:
-        raise ValueError(
-            f"batch_size ({config.batch_size}) must be divisible by the number of devices "
-            f"({mesh.size}) for data-parallel training"
-        )
+            barrier("jgen-fit-config-checked")  # every process has read the old config
+            if primary:
+                save_config(workdir, run_config)
+    mesh = _training_mesh(config)
     train_arrays = dataset_arrays(dataset, "train")
-    stream = BatchStream(train_arrays, config.batch_size, seed=config.seed)
+    seeds = member_seeds(config.seed, config.num_seeds)
+    members = len(seeds) > 1
+    process = dict(process_index=jax.process_index(), process_count=jax.process_count())
+    streams = [BatchStream(train_arrays, config.batch_size, seed=s, **process) for s in seeds]
 
     schedule = player_schedule(objective)
-    state = initial_state(objective, stream, tx, seed=config.seed, ema=config.ema_decay > 0)
-    eval_key = run_keys(config.seed)[2]
+    # Initialised on the global first batch on every process (data-dependent initialisation
+    # must not see only one process's rows).
+    ema = config.ema_decay > 0
+    global_streams = [BatchStream(train_arrays, config.batch_size, seed=s) for s in seeds]
+    states = [
+        initial_state(objective, gs, tx, seed=s, ema=ema)
+        for gs, s in zip(global_streams, seeds, strict=True)
+    ]
+    state = stack_states(states) if members else states[0]
+    eval_keys = [run_keys(s)[2] for s in seeds]
+    eval_key = np.stack(eval_keys) if members else eval_keys[0]
     if mesh is not None:
         state = jax.device_put(state, replicated_sharding(mesh))
 
@@ -315,33 +382,49 @@ def fit(
 
     train_step = make_train_step(
         objective.loss, mesh=mesh, schedule=None if schedule is None else schedule[1],
-        ema_decay=config.ema_decay if config.ema_decay > 0 else None,
+        ema_decay=config.ema_decay if config.ema_decay > 0 else None, members=members,
     )  # fmt: skip
     # Simulated CPU devices share one host thread pool: if a later step's collectives are
     # dispatched while an earlier step is still running, its participants can occupy every
     # thread and deadlock the earlier step's all-reduce. Accelerators have a stream per device
     # and keep full asynchronous dispatch.
     sync_each_step = mesh is not None and mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
-    eval_step = make_eval_step(objective.evaluate, mesh=mesh)
+    eval_step = make_eval_step(objective.evaluate, mesh=mesh, members=members)
     test_arrays = dataset_arrays(dataset, "test")
-    writer = _MetricsWriter(workdir, start_step=start)
+    writer = _MetricsWriter(workdir if primary else None, start_step=start)
     history: list[dict[str, Any]] = []
     eval_metrics: dict[str, float] = {}
+    member_metrics: list[dict[str, float]] | None = None
     stopped: str | None = None
 
+    def step_batch(step: int):
+        """This process's rows of global batch ``step`` ((K, B, ...) for K members), placed."""
+        if members:
+            batch = jax.tree.map(lambda *xs: np.stack(xs), *[st.batch(step) for st in streams])
+        else:
+            batch = streams[0].batch(step)
+        return batch if mesh is None else shard_batch(batch, mesh, batch_axis=int(members))
+
     def run_eval(step: int) -> dict[str, float]:
-        metrics = evaluate_dataset(
-            eval_step, state, test_arrays, batch_size=config.eval_batch_size, key=eval_key,
-            mesh=mesh,
-        )  # fmt: skip
-        record = {"step": step, "split": "test", **metrics}
+        nonlocal member_metrics
+        common = dict(batch_size=config.eval_batch_size, mesh=mesh)
+        if members:
+            member_metrics = evaluate_members(
+                eval_step, state, test_arrays, keys=eval_key, **common
+            )
+            metrics = _member_summary(member_metrics)
+            record = {"step": step, "split": "test", **metrics, "members": member_metrics}
+        else:
+            metrics = evaluate_dataset(eval_step, state, test_arrays, key=eval_key, **common)
+            record = {"step": step, "split": "test", **metrics}
         writer.write(record)
         history.append(record)
-        tqdm.write(f"[eval step {step}] " + _format(metrics))
+        if primary:
+            tqdm.write(f"[eval step {step}] " + _format(metrics))
         return metrics
 
     def nonfinite_stop(done: int) -> str | None:
-        longest = int(jax.device_get(state.longest_nonfinite_streak))
+        longest = int(np.max(jax.device_get(state.longest_nonfinite_streak)))
         if config.max_nonfinite_steps and longest >= config.max_nonfinite_steps:
             return (
                 f"stopped at step {done}: {longest} consecutive steps with a non-finite loss or "
@@ -353,18 +436,18 @@ def fit(
     # The longest streak is kept on the device; reading it at least every max_nonfinite_steps
     # steps (and at every log) catches every streak without a host sync per step.
     check_every = config.max_nonfinite_steps
+    # Processes agree on a stop signal every few steps (one small all-gather), not every step.
+    multi_process = jax.process_count() > 1
     window: list[dict[str, jax.Array]] = []
     t0 = time.perf_counter()
     bar = tqdm(
-        total=config.steps, initial=start, disable=not config.progress, desc="train", unit="step"
-    )
+        total=config.steps, initial=start, disable=not (config.progress and primary),
+        desc="train", unit="step",
+    )  # fmt: skip
     try:
         with _StopSignal() as stop, bar:
             for step in range(start, config.steps):
-                batch = stream.batch(step)
-                if mesh is not None:
-                    batch = shard_batch(batch, mesh)
-                state, metrics = train_step(state, batch)
+                state, metrics = train_step(state, step_batch(step))
                 if sync_each_step:
                     jax.block_until_ready(metrics)
                 bar.update(1)
@@ -390,22 +473,68 @@ def fit(
                     eval_metrics = run_eval(done)
                 if checkpointer and config.checkpoint_every and done % config.checkpoint_every == 0:
                     checkpointer.save(state)
-                if stop.received:
-                    stopped = f"received {stop.received} at step {done}; checkpoint written"
+                received = stop.received is not None
+                if multi_process:
+                    if done % _STOP_AGREEMENT_EVERY and done != config.steps:
+                        continue
+                    received = agree(received)
+                if received:
+                    stopped = f"received {stop.received or 'a stop signal on another process'} "
+                    stopped += f"at step {done}; checkpoint written"
                     break
 
         if checkpointer is not None:
             checkpointer.save(state)
         if stopped is None:
             eval_metrics = run_eval(int(jax.device_get(state.step)))
-            if on_end is not None:
-                on_end(state, workdir)
+            if on_end is not None and primary:
+                on_end(_figure_state(state, members), workdir)
     finally:
         if checkpointer is not None:
             checkpointer.close()  # waits for an asynchronous save to finish
-    if stopped:
+    if stopped and primary:
         tqdm.write(stopped, file=sys.stderr)
-    return FitResult(state, history, eval_metrics, workdir, stopped)
+    return FitResult(state, history, eval_metrics, workdir, stopped, member_metrics)
+
+
+# In a multi-process run, how often (in steps) the processes agree on whether to stop.
+_STOP_AGREEMENT_EVERY = 10
+
+
+def _training_mesh(config: TrainConfig):
+    """The data mesh of a run (None without data parallelism), with its batch-size check."""
+    if not config.data_parallel:
+        if jax.process_count() > 1:
+            raise ValueError("a multi-process run needs train.data_parallel=True")
+        return None
+    mesh = data_mesh(num_devices=config.num_devices)
+    if config.batch_size % mesh.size:
+        raise ValueError(
+            f"batch_size ({config.batch_size}) must be divisible by the number of devices "
+            f"({mesh.size}) for data-parallel training"
+        )
+    return mesh
+
+
+def _member_summary(member_metrics: list[dict[str, float]]) -> dict[str, float]:
+    """Mean and spread over members: ``name`` (mean) and ``name/std`` (sample std, ddof=1)."""
+    summary = {}
+    for name in member_metrics[0]:
+        values = np.asarray([m[name] for m in member_metrics])
+        summary[name] = float(np.mean(values))
+        summary[f"{name}/std"] = float(np.std(values, ddof=1))
+    return summary
+
+
+def _figure_state(state: TrainState, members: bool) -> TrainState:
+    """The state figures are drawn from: member 0 of vmapped seeds; in a multi-process run, a
+    host copy (the primary process computes figures alone, which it cannot do on arrays that
+    span other processes' devices)."""
+    if members:
+        state = member_state(state, 0)
+    if jax.process_count() > 1:
+        state = jax.device_get(state)
+    return state
 
 
 def _format(metrics: dict[str, float]) -> str:

@@ -60,6 +60,7 @@ from flax import struct
 from jax.sharding import Mesh
 
 from jgen.parallel.mesh import data_sharding, replicated_sharding
+from jgen.train.members import member_axes
 from jgen.typing import Array, Batch, Metrics, ModelState, Params, PRNGKey
 
 __all__ = [
@@ -370,32 +371,50 @@ def make_train_step(
     donate: bool = True,
     schedule: Sequence[str] | None = None,
     ema_decay: float | None = None,
+    members: bool = False,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
     """A jitted ``step(state, batch) -> (state, metrics)`` for the trainer signature above.
 
     ``schedule``: the player sequence of a multi-player objective (its loss then takes the
     player as a fifth argument; the state must be created with ``players``). ``ema_decay``: keep
     the moving average of the parameters (the state must be created with ``ema=True``).
+    ``members``: the state is stacked (`jgen.train.members`) and the batch is ``(K, B, ...)``;
+    the step is vmapped over the K members, and every metric gets a leading axis K.
+    With a ``mesh`` the batch axis (axis 1 with members) is split over its devices.
     """
     if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     schedule = None if schedule is None else tuple(schedule)
     try:
-        return _cached_train_step(loss_fn, mesh, donate, schedule, ema_decay)
+        return _cached_train_step(loss_fn, mesh, donate, schedule, ema_decay, members)
     except TypeError:  # an unhashable loss function: build a fresh step
-        return _build_train_step(loss_fn, mesh, donate, schedule, ema_decay)
+        return _build_train_step(loss_fn, mesh, donate, schedule, ema_decay, members)
 
 
-def _build_train_step(loss_fn, mesh, donate, schedule, ema_decay):
+def _vmap_members(fn, args_axes: tuple, *, returns_state: bool):
+    """``fn(state, *args)`` vmapped over a stacked state's members (see `member_axes`);
+    ``args_axes`` are the vmap axes of ``args``. A returned state is stacked like the input."""
+
+    def run(state, *args):
+        axes = member_axes(state)
+        out_axes = (axes, 0) if returns_state else 0
+        return jax.vmap(fn, in_axes=(axes, *args_axes), out_axes=out_axes)(state, *args)
+
+    return run
+
+
+def _build_train_step(loss_fn, mesh, donate, schedule, ema_decay, members):
     if schedule is None:
         step = _single_player_step(loss_fn, ema_decay)
     else:
         step = _multi_player_step(loss_fn, schedule, ema_decay)
+    if members:
+        step = _vmap_members(step, (0,), returns_state=True)
 
     donate_argnums = (0,) if donate else ()
     if mesh is None:
         return jax.jit(step, donate_argnums=donate_argnums)
-    rep, dat = replicated_sharding(mesh), data_sharding(mesh)
+    rep, dat = replicated_sharding(mesh), data_sharding(mesh, batch_axis=1 if members else 0)
     return jax.jit(
         step, in_shardings=(rep, dat), out_shardings=(rep, rep), donate_argnums=donate_argnums
     )
@@ -410,22 +429,26 @@ def make_eval_step(
     evaluate: Callable[[Params, ModelState, Batch, PRNGKey], Metrics],
     *,
     mesh: Mesh | None = None,
+    members: bool = False,
 ) -> Callable[[TrainState, Batch, PRNGKey], Metrics]:
     """A jitted ``eval_step(state, batch, key) -> metrics`` (per-example values, shape (B,)).
 
     Evaluates `TrainState.eval_params`: the moving average of the parameters when the run keeps
-    one."""
+    one. ``members``: a stacked state and one key per member (``(K, ...)``); every member
+    evaluates the same batch and the metrics have shape (K, B)."""
 
     try:
-        return _cached_eval_step(evaluate, mesh)
+        return _cached_eval_step(evaluate, mesh, members)
     except TypeError:  # an unhashable evaluate function: build a fresh step
-        return _build_eval_step(evaluate, mesh)
+        return _build_eval_step(evaluate, mesh, members)
 
 
-def _build_eval_step(evaluate, mesh):
+def _build_eval_step(evaluate, mesh, members):
     def eval_step(state: TrainState, batch: Batch, key: PRNGKey) -> Metrics:
         return evaluate(state.eval_params, state.model_state, batch, key)
 
+    if members:
+        eval_step = _vmap_members(eval_step, (None, 0), returns_state=False)
     if mesh is None:
         return jax.jit(eval_step)
     rep, dat = replicated_sharding(mesh), data_sharding(mesh)

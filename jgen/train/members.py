@@ -1,0 +1,55 @@
+"""Vmapped seeds: K independent runs of one objective as one compiled program.
+
+A *stacked* `TrainState` holds K members: every leaf gets a leading axis of size K (parameters,
+optimiser and model state, PRNG key, streaks, moving average), except the step counter, which
+all members share (they advance together; a multi-player schedule stays one ``lax.switch``).
+Member k is the run with seed ``seed + k``: its own initialisation, batch order and step keys.
+The train step is ``jax.vmap`` of the one-run step over the members (and over a ``(K, B, ...)``
+batch, member k's batch in row k), so member k computes exactly what the separate run computes,
+up to the order of floating-point operations that batching may change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["member_axes", "member_seeds", "member_state", "num_members", "stack_states"]
+
+
+def member_seeds(seed: int, num_seeds: int) -> list[int]:
+    """The seeds of the K members of a run with base ``seed``: seed, seed + 1, ..."""
+    return [seed + k for k in range(num_seeds)]
+
+
+def stack_states(states: Sequence[Any]) -> Any:
+    """One stacked state from K states with the same structure (their steps must agree)."""
+    if not states:
+        raise ValueError("stack_states needs at least one state")
+    steps = {int(jax.device_get(s.step)) for s in states}
+    if len(steps) != 1:
+        raise ValueError(f"members must be at the same step to be stacked, got steps {steps}")
+    stacked = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states)
+    return stacked.replace(step=states[0].step)
+
+
+def member_axes(state: Any) -> Any:
+    """``jax.vmap`` axes of a stacked state: 0 for every leaf, None (shared) for the step."""
+    return jax.tree.map(lambda _: 0, state).replace(step=None)
+
+
+def num_members(state: Any) -> int:
+    """K, the number of members of a stacked state (the leading size of its PRNG key)."""
+    return int(np.shape(state.rng)[0])
+
+
+def member_state(state: Any, k: int) -> Any:
+    """Member ``k`` of a stacked state, as the state of a single run."""
+    n = num_members(state)
+    if not 0 <= k < n:
+        raise ValueError(f"member index must be in 0..{n - 1}, got {k}")
+    single = jax.tree.map(lambda x: x[k], state.replace(step=None))
+    return single.replace(step=state.step)
