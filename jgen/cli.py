@@ -142,6 +142,8 @@ def _cmd_train(args) -> int:
         on_end=(lambda state, wd: exp.figures(state, wd)) if exp.figures else None,
     )  # fmt: skip
     summary = {"workdir": str(workdir), "step": int(result.state.step), **result.eval_metrics}
+    if result.member_eval_metrics is not None:
+        summary["members"] = result.member_eval_metrics
     if result.stopped_early:
         summary["stopped_early"] = result.stopped_early
     if jax.process_index() == 0:
@@ -157,10 +159,10 @@ def _cmd_eval(args) -> int:
     # The run's own eval key: `jgen eval` reproduces the numbers the training run logged.
     metrics = evaluate_dataset(
         make_eval_step(exp.objective.evaluate), state, dataset_arrays(exp.dataset, args.split),
-        batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.seed + args.member)[2],
+        batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.members[args.member][0])[2],
     )  # fmt: skip
     record = {"step": int(state.step), "split": args.split, **metrics}
-    if exp.train.num_seeds > 1:
+    if len(exp.train.members) > 1:
         record["member"] = args.member
     print(json.dumps(record))
     return 0

@@ -92,9 +92,24 @@ def load_experiment_config(
     if not args and arg:
         raise ConfigError(f"experiment {stem!r} takes no ':' argument, got {arg!r}")
     config = module.get_config(arg or None, smoke=smoke)
+    _add_train_defaults(config)
     config.lock()
     apply_overrides(config, overrides)
     return config
+
+
+def _add_train_defaults(config: ConfigDict) -> None:
+    """Every `jgen.train.TrainConfig` setting a config does not set, at its default, so that
+    any of them can be overridden (``train.num_seeds=3``, ``train.num_devices=2``, ...)."""
+    import dataclasses
+
+    from jgen.train import TrainConfig
+
+    if "train" not in config or not isinstance(config.train, ConfigDict):
+        return
+    for field in dataclasses.fields(TrainConfig):
+        if field.name not in config.train and field.default is not dataclasses.MISSING:
+            config.train[field.name] = field.default
 
 
 def _parse_value(text: str):

@@ -214,12 +214,13 @@ def restore_run(workdir: str | Path, *, member: int = 0) -> tuple[Experiment, Tr
     """Rebuild a run's experiment from its ``config.json`` and restore its latest checkpoint
     (what `jgen eval` and `jgen sample` start from; also for analysis scripts).
 
-    A run of vmapped seeds (``train.num_seeds > 1``) returns member ``member``: the run of seed
-    ``train.seed + member``. The checkpoint may have been written on any number of devices.
+    A run of vmapped members (``train.num_seeds > 1`` or ``train.learning_rate_scales``)
+    returns member ``member`` (the run of seed ``train.seed + member``, or of the member-th
+    learning-rate scale). The checkpoint may have been written on any number of devices.
     """
-    from jgen.data import BatchStream
-    from jgen.train import Checkpointer, initial_state, load_config
-    from jgen.train.members import member_seeds, member_state, stack_states
+    from jgen.train import Checkpointer, load_config
+    from jgen.train.loop import initial_run_state
+    from jgen.train.members import member_state
 
     workdir = Path(workdir)
     try:
@@ -227,19 +228,18 @@ def restore_run(workdir: str | Path, *, member: int = 0) -> tuple[Experiment, Tr
     except (ValueError, TypeError) as e:  # not JSON, or not a dict of settings
         raise ValueError(f"{workdir / 'config.json'} is not a valid jgen config ({e})") from e
     exp = build_experiment(config)
-    seeds = member_seeds(exp.train.seed, exp.train.num_seeds)
-    if not 0 <= member < len(seeds):
-        raise ValueError(f"member must be in 0..{len(seeds) - 1} for this run, got {member}")
-    arrays = exp.dataset.arrays("train")
-    templates = [
-        initial_state(exp.objective, BatchStream(arrays, exp.train.batch_size, seed=s), exp.tx,
-                      seed=s)
-        for s in seeds
-    ]  # fmt: skip
-    template = templates[0] if len(seeds) == 1 else stack_states(templates)
+    num_members = len(exp.train.members)
+    if not 0 <= member < num_members:
+        raise ValueError(f"member must be in 0..{num_members - 1} for this run, got {member}")
+    template, _ = initial_run_state(
+        exp.objective,
+        exp.dataset.arrays("train"),
+        exp.tx,
+        dataclasses.replace(exp.train, ema_decay=0.0),
+    )
     checkpointer = Checkpointer(workdir)
     if checkpointer.latest_step() is None:
         raise FileNotFoundError(f"no checkpoint under {workdir}/checkpoints")
     state = checkpointer.restore(template)
     checkpointer.close()
-    return exp, state if len(seeds) == 1 else member_state(state, member)
+    return exp, state if num_members == 1 else member_state(state, member)

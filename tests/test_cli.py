@@ -80,6 +80,21 @@ def test_resume_under_a_different_model_config_is_refused(trained_run, capsys):
     assert "different config" in err and "model" in err and "--fresh" in err
 
 
+def test_vmapped_seeds_run_reports_members_and_eval_reproduces_each(tmp_path, capsys):
+    workdir = str(tmp_path / "seeds")
+    argv = ["train", "realnvp_2d:moons", "--smoke", "--no-progress", "--workdir", workdir]
+    assert main([*argv, "train.num_seeds=2"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    members = summary["members"]
+    assert len(members) == 2 and members[0]["nll"] != members[1]["nll"]
+    assert summary["nll"] == pytest.approx((members[0]["nll"] + members[1]["nll"]) / 2)
+    for k in (0, 1):
+        assert main(["eval", "--workdir", workdir, "--member", str(k)]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["member"] == k
+        assert record["nll"] == pytest.approx(members[k]["nll"], rel=1e-6)
+
+
 def test_console_script_is_installed():
     result = subprocess.run(
         [sys.executable, "-m", "jgen.cli", "list"], capture_output=True, text=True, timeout=120

@@ -54,6 +54,9 @@ def data_mesh(devices: Sequence[jax.Device] | None = None, *, num_devices: int =
                 "contributes its local devices to the mesh"
             )
         devices = devices[:num_devices]
+    # Process by process: process p's devices hold the p-th block of rows of a global batch,
+    # the block `jgen.data.BatchStream` gives process p.
+    devices.sort(key=lambda d: (d.process_index, d.id))
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 

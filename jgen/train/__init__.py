@@ -10,6 +10,7 @@ from jgen.train.loop import (
     evaluate_dataset,
     evaluate_members,
     fit,
+    initial_run_state,
     initial_state,
     run_keys,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "evaluate_dataset",
     "evaluate_members",
     "fit",
+    "initial_run_state",
     "initial_state",
     "load_config",
     "make_eval_step",

@@ -33,7 +33,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from jgen.data import BatchStream, Dataset, eval_batches
 from jgen.parallel.distributed import agree, barrier
 from jgen.parallel.mesh import data_mesh, local_rows, replicated_sharding, shard_batch
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
-from jgen.train.members import member_seeds, member_state, stack_states
+from jgen.train.members import member_state, stack_states, with_member_scale
 from jgen.train.step import (
     Objective,
     TrainState,
@@ -63,6 +63,7 @@ __all__ = [
     "evaluate_dataset",
     "evaluate_members",
     "fit",
+    "initial_run_state",
     "initial_state",
     "run_keys",
 ]
@@ -77,6 +78,8 @@ class TrainConfig:
     ``data_parallel``: split every batch over the devices of a ``('data',)`` mesh;
     ``num_devices``: how many of the devices (0, the default: all of every process).
     ``num_seeds``: train the runs of seeds ``seed .. seed + num_seeds - 1`` together, vmapped.
+    ``learning_rate_scales``: instead, train one member per scale s, each the run whose updates
+    are scaled by s (the learning rate times s), together, vmapped, from the same seed.
     """
 
     steps: int
@@ -92,6 +95,7 @@ class TrainConfig:
     ema_decay: float = 0.0
     num_devices: int = 0
     num_seeds: int = 1
+    learning_rate_scales: tuple[float, ...] = ()
 
     def __post_init__(self):
         for name in (
@@ -114,6 +118,26 @@ class TrainConfig:
             raise TypeError(f"TrainConfig.ema_decay must be a float, got {decay!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
+        scales = self.learning_rate_scales
+        if not isinstance(scales, tuple | list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in scales
+        ):
+            raise ValueError(
+                f"learning_rate_scales must be a tuple of positive numbers, got {scales!r}"
+            )
+        object.__setattr__(self, "learning_rate_scales", tuple(float(v) for v in scales))
+        if scales and self.num_seeds > 1:
+            raise ValueError(
+                "set either num_seeds > 1 (vmapped seeds) or learning_rate_scales (a vmapped "
+                "learning-rate sweep), not both"
+            )
+
+    @property
+    def members(self) -> list[tuple[int, float | None]]:
+        """(seed, learning-rate scale or None) of each vmapped member; one entry: no members."""
+        if self.learning_rate_scales:
+            return [(self.seed, scale) for scale in self.learning_rate_scales]
+        return [(self.seed + k, None) for k in range(self.num_seeds)]
 
 
 @dataclasses.dataclass
@@ -216,6 +240,40 @@ def initial_state(
     )  # fmt: skip
 
 
+def initial_run_state(
+    objective: Objective, train_arrays, tx, config: TrainConfig
+) -> tuple[TrainState, jax.Array]:
+    """A run's state at step 0 and its evaluation key: one `initial_state`, or the stacked
+    states of its vmapped members (`TrainConfig.members`) and their keys, stacked.
+
+    Every member is initialised on its own global first batch, on every process (data-dependent
+    initialisation must not see one process's rows only).
+    """
+    # One transformation for every member of a learning-rate sweep (its scale lives in the
+    # optimiser state), so that the members' states stack.
+    shared_tx = with_member_scale(tx, 1.0) if config.learning_rate_scales else tx
+    states, keys = [], []
+    for seed, scale in config.members:
+        stream = BatchStream(train_arrays, config.batch_size, seed=seed)
+        member_tx = tx if scale is None else with_member_scale(tx, scale)
+        state = initial_state(objective, stream, member_tx, seed=seed, ema=config.ema_decay > 0)
+        if scale is not None:
+            state = state.replace(tx=_as_state_tx(shared_tx, state))
+        states.append(state)
+        keys.append(run_keys(seed)[2])
+    if len(states) == 1:
+        return states[0], keys[0]
+    return stack_states(states), np.stack(keys)
+
+
+def _as_state_tx(tx, state: TrainState):
+    """``tx`` in the form `TrainState.create` stores it in ``state`` (``((player, tx), ...)``
+    for a multi-player state)."""
+    if state.players is None:
+        return tx
+    return tuple((p, tx[p] if isinstance(tx, Mapping) else tx) for p in state.players)
+
+
 class _StopSignal:
     """Turns SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
 
@@ -272,7 +330,8 @@ STATE_DEFINING_SECTIONS = ("family", "model", "data", "optim")
 # Train settings that fix the batch stream: a resumed run must keep them to continue exactly.
 DATA_ORDER_KEYS = ("seed", "batch_size")
 # Train settings that shape the saved state (with their defaults, for configs written before them).
-STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0}
+# (Defaults as they read back from config.json.)
+STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0, "num_seeds": 1, "learning_rate_scales": []}
 
 
 def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
@@ -353,23 +412,14 @@ def fit(
                 save_config(workdir, run_config)
     mesh = _training_mesh(config)
     train_arrays = dataset_arrays(dataset, "train")
-    seeds = member_seeds(config.seed, config.num_seeds)
-    members = len(seeds) > 1
+    members = len(config.members) > 1
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
-    streams = [BatchStream(train_arrays, config.batch_size, seed=s, **process) for s in seeds]
-
-    schedule = player_schedule(objective)
-    # Initialised on the global first batch on every process (data-dependent initialisation
-    # must not see only one process's rows).
-    ema = config.ema_decay > 0
-    global_streams = [BatchStream(train_arrays, config.batch_size, seed=s) for s in seeds]
-    states = [
-        initial_state(objective, gs, tx, seed=s, ema=ema)
-        for gs, s in zip(global_streams, seeds, strict=True)
+    streams = [
+        BatchStream(train_arrays, config.batch_size, seed=seed, **process)
+        for seed, _ in config.members
     ]
-    state = stack_states(states) if members else states[0]
-    eval_keys = [run_keys(s)[2] for s in seeds]
-    eval_key = np.stack(eval_keys) if members else eval_keys[0]
+    schedule = player_schedule(objective)
+    state, eval_key = initial_run_state(objective, train_arrays, tx, config)
     if mesh is not None:
         state = jax.device_put(state, replicated_sharding(mesh))
 

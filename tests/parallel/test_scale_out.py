@@ -14,7 +14,7 @@ import pytest
 from jgen.config import load_experiment_config
 from jgen.data import BatchStream
 from jgen.experiment import build_experiment
-from jgen.train import fit, initial_state
+from jgen.train import fit, initial_state, make_optimizer
 
 # One small config per family; every override keeps the smoke model and shortens the run.
 FAMILIES = {
@@ -29,15 +29,14 @@ FAMILIES = {
 @functools.cache
 def experiment(family):
     name, overrides = FAMILIES[family]
-    exp = build_experiment(load_experiment_config(name, overrides, smoke=True))
-    return exp
+    return build_experiment(load_experiment_config(name, overrides, smoke=True))
 
 
-def run(family, workdir=None, **train):
+def run(family, workdir=None, tx=None, **train):
     exp = experiment(family)
     settings = dict(steps=3, eval_every=0, checkpoint_every=0, progress=False, log_every=1)
     config = dataclasses.replace(exp.train, **{**settings, **train})
-    return fit(exp.objective, exp.dataset, exp.tx, config, workdir=workdir)
+    return fit(exp.objective, exp.dataset, tx or exp.tx, config, workdir=workdir)
 
 
 def assert_same_tree(a, b, *, rtol=2e-4, atol=2e-6):
@@ -94,6 +93,24 @@ def test_vmapped_seeds_equal_separate_runs(family):
     np.testing.assert_allclose(
         together.eval_metrics[f"{name}/std"], np.std([v[name] for v in values], ddof=1)
     )
+
+
+def test_vmapped_learning_rate_sweep_equals_separate_runs():
+    name, overrides = FAMILIES["flow"]
+    optim = load_experiment_config(name, overrides, smoke=True).optim.to_dict()
+    steps = experiment("flow").train.steps  # the schedule's length in the experiment's tx
+    sweep = run("flow", learning_rate_scales=(0.25, 4.0))
+    params = jax.device_get(sweep.state.params)
+    for k, scale in enumerate((0.25, 4.0)):
+        tx = make_optimizer(
+            total_steps=steps, **{**optim, "learning_rate": optim["learning_rate"] * scale}
+        )  # fmt: skip
+        alone = run("flow", tx=tx)
+        assert_same_tree(jax.tree.map(lambda x, k=k: x[k], params), alone.state.params)
+        np.testing.assert_allclose(
+            sweep.member_eval_metrics[k]["nll"], alone.eval_metrics["nll"], rtol=1e-5
+        )
+    assert sweep.member_eval_metrics[0]["nll"] != sweep.member_eval_metrics[1]["nll"]
 
 
 def test_checkpoint_written_on_4_devices_resumes_on_1_and_2(tmp_path):
