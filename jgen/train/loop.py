@@ -228,7 +228,8 @@ def initial_state(
     """The state at step 0 of a run: parameters initialised on the stream's first batch
     (one optimiser state per player for a multi-player objective; a moving average if ``ema``).
 
-    `fit` starts from it; `jgen eval`/`sample` use it as the template a checkpoint restores into
+    `fit` starts from it (through `initial_run_state`); `jgen eval`/`sample` use it as the
+    template a checkpoint restores into
     (`Checkpointer.restore` adds the moving average when the checkpoint has one).
     """
     init_key, train_key, _ = run_keys(seed)
