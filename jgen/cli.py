@@ -126,14 +126,19 @@ def _cmd_train(args) -> int:
     _join_distributed(args)
     import jax
 
-    from jgen.config import load_experiment_config
+    from jgen.config import ConfigError, load_experiment_config
     from jgen.experiment import config_to_dict
     from jgen.train import fit
+    from jgen.train.loop import training_mesh
 
     config = load_experiment_config(args.experiment, args.overrides, smoke=args.smoke)
     if args.no_progress:
         config.train.progress = False
     exp = _build(config)
+    try:  # device-count settings, checked before anything is written
+        training_mesh(exp.train)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     safe = args.experiment.replace(":", "_").replace("/", "_").removesuffix(".py")
     workdir = Path(args.workdir or Path("runs") / (safe + ("_smoke" if args.smoke else "")))
     result = fit(

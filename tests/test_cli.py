@@ -64,6 +64,23 @@ def test_sample_writes_array(trained_run, tmp_path, capsys):
         (["train", "realnvp_2d:moons", "train.stepz=3"], "unknown config key 'train.stepz'"),
         (["train", "realnvp_2d:moons", "model.num_layers=abc"], "expected a value of type int"),
         (["train", "realnvp_2d:moons", "steps"], "must look like key.sub=value"),
+        (["train", "realnvp_2d:moons", "train.num_devices=9"], "only 4 devices"),
+        (["train", "realnvp_2d:moons", "train.batch_size=254"], "divisible by the number"),
+        (
+            ["train", "realnvp_2d:moons", "train.num_seeds=2", "train.learning_rate_scales=(1,2)"],
+            "not both",
+        ),
+        (["train", "realnvp_2d:moons", "train.learning_rate_scales=(1,-2)"], "positive numbers"),
+        (
+            "train realnvp_2d:moons --coordinator-address nohost --num-processes 2 "
+            "--process-id 0".split(),
+            "host:port",
+        ),
+        (
+            "train realnvp_2d:moons --coordinator-address 127.0.0.1:1 --num-processes 2 "
+            "--process-id 5".split(),
+            "process_id must be in 0..1",
+        ),
         (["eval", "--workdir", "/nonexistent/run"], "config.json not found"),
         (["sample", "--workdir", "/nonexistent/run", "--num", "0"], "--num must be positive"),
     ],

@@ -66,6 +66,7 @@ __all__ = [
     "initial_run_state",
     "initial_state",
     "run_keys",
+    "training_mesh",
 ]
 
 
@@ -411,7 +412,7 @@ def fit(
             barrier("jgen-fit-config-checked")  # every process has read the old config
             if primary:
                 save_config(workdir, run_config)
-    mesh = _training_mesh(config)
+    mesh = training_mesh(config)
     train_arrays = dataset_arrays(dataset, "train")
     members = len(config.members) > 1
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
@@ -552,7 +553,7 @@ def fit(
 _STOP_AGREEMENT_EVERY = 10
 
 
-def _training_mesh(config: TrainConfig):
+def training_mesh(config: TrainConfig):
     """The data mesh of a run (None without data parallelism), with its batch-size check."""
     if not config.data_parallel:
         if jax.process_count() > 1:
