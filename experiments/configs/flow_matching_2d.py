@@ -21,7 +21,7 @@ def get_config(arg: str | None = None, smoke: bool = False, coupling: str = "ind
     c.data = ConfigDict(dict(name=dataset, n_train=50_000, n_test=10_000, seed=0))
     c.model = ConfigDict(
         dict(
-            field="concatsquash", hidden_dims=(64, 64, 64), activation="tanh", path="linear",
+            field="concat_squash", hidden_dims=(64, 64, 64), activation="tanh", path="linear",
             sigma=1e-4, coupling=coupling, rtol=1e-5, atol=1e-5, trace="exact",
         )
     )  # fmt: skip

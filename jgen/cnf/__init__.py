@@ -11,13 +11,21 @@ from jgen.cnf.cnf import (
     collect_stat,
     summarize_stats,
 )
-from jgen.cnf.strategies import ADJOINTS, SOLVERS, make_cnf, make_trace_estimator
+from jgen.cnf.strategies import (
+    ADJOINTS,
+    FIELDS,
+    SOLVERS,
+    make_cnf,
+    make_field,
+    make_trace_estimator,
+)
 from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator, sample_probes
 from jgen.cnf.vector_fields import ConcatSquashDense, ConcatSquashField, FlattenedField, MLPField
 
 __all__ = [
     "ADJOINTS",
     "CNF",
+    "FIELDS",
     "REGULARIZERS",
     "REGULARIZERS_NAME",
     "SOLVERS",
@@ -34,6 +42,7 @@ __all__ = [
     "collect_regularizers",
     "collect_stat",
     "make_cnf",
+    "make_field",
     "make_trace_estimator",
     "sample_probes",
     "summarize_stats",

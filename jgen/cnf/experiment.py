@@ -22,15 +22,13 @@ from typing import Any
 from ml_collections import ConfigDict
 
 from jgen.bijectors import Chain
-from jgen.cnf.strategies import make_cnf
-from jgen.cnf.vector_fields import ConcatSquashField, FlattenedField, MLPField
+from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
 from jgen.distributions import DensityObjective, Flow, LogitPreprocess
 from jgen.experiment import density_figures, density_sampler
 
 __all__ = ["TrainEvalObjective", "build_cnf_experiment", "cnf_flow"]
 
-_FIELDS = {"concat_squash": ConcatSquashField, "mlp": MLPField}
 _SOLVE_KEYS = (
     "solver", "rtol", "atol", "step_size", "adjoint", "trace", "trace_distribution",
     "num_probes", "solve_jointly", "max_steps",
@@ -70,8 +68,6 @@ def cnf_flow(model: ConfigDict | dict, dataset: Dataset, *, evaluation: bool = F
     model = dict(model)
     shape = tuple(dataset.event_shape)
     field_name = model.get("field", "concat_squash")
-    if field_name not in _FIELDS:
-        raise ValueError(f"unknown model.field {field_name!r}; expected one of {sorted(_FIELDS)}")
     solve = {k: model[k] for k in _SOLVE_KEYS if k in model}
     weights = dict(model.get("regularization", {}))
     solve["regularizers"] = tuple(name for name, w in weights.items() if w > 0)
@@ -84,11 +80,9 @@ def cnf_flow(model: ConfigDict | dict, dataset: Dataset, *, evaluation: bool = F
     if dataset.num_levels is not None:
         layers.append(LogitPreprocess(model.get("logit_alpha", 0.05), event_ndims=len(shape)))
     for _ in range(model.get("num_blocks", 1)):
-        field = _FIELDS[field_name](
-            tuple(model["hidden_dims"]), activation=model.get("activation", "tanh")
+        field = make_field(
+            field_name, model["hidden_dims"], shape, activation=model.get("activation", "tanh")
         )
-        if len(shape) > 1:
-            field = FlattenedField(field)
         layers.append(make_cnf(field, shape, t1=model.get("t1", 1.0), **solve))
     return Flow(layers[0] if len(layers) == 1 else Chain(layers), shape)
 

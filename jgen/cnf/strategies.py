@@ -1,10 +1,12 @@
 """CNF strategies by name, for configs, the CLI and the benchmark harness.
 
-`make_cnf` builds a `CNF` from plain values: a solver name ('euler', 'heun', 'midpoint',
-'bosh3', 'tsit5', 'dopri5', 'dopri8'), tolerances (adaptive PID control) or a fixed step, an
-adjoint name ('recursive': discretise-then-optimise through recursive checkpointing,
-'backsolve': the continuous adjoint) and a trace estimator name ('exact', 'hutchinson',
-'hutch++'). Python code can equally pass diffrax and `jgen.cnf.trace` objects to `CNF` itself.
+`make_field` builds a vector field by name ('concat_squash': FFJORD's, or 'mlp'), flattened for
+image-shaped events. `make_cnf` builds a `CNF` from plain values: a solver name ('euler',
+'heun', 'midpoint', 'bosh3', 'tsit5', 'dopri5', 'dopri8'), tolerances (adaptive PID control) or
+a fixed step, an adjoint name ('recursive': discretise-then-optimise through recursive
+checkpointing, 'backsolve': the continuous adjoint) and a trace estimator name ('exact',
+'hutchinson', 'hutch++'). Python code can equally pass diffrax and `jgen.cnf.trace` objects
+to `CNF` itself.
 """
 
 from __future__ import annotations
@@ -16,8 +18,19 @@ import flax.linen as nn
 
 from jgen.cnf.cnf import CNF
 from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator
+from jgen.cnf.vector_fields import ConcatSquashField, FlattenedField, MLPField
 
-__all__ = ["ADJOINTS", "SOLVERS", "TRACE_ESTIMATORS", "make_cnf", "make_trace_estimator"]
+__all__ = [
+    "ADJOINTS",
+    "FIELDS",
+    "SOLVERS",
+    "TRACE_ESTIMATORS",
+    "make_cnf",
+    "make_field",
+    "make_trace_estimator",
+]
+
+FIELDS = {"concat_squash": ConcatSquashField, "mlp": MLPField}
 
 SOLVERS = {
     "euler": diffrax.Euler,
@@ -39,6 +52,15 @@ def _choose(kind: str, name: str, choices) -> Any:
     if name not in choices:
         raise ValueError(f"unknown {kind} {name!r}; expected one of {sorted(choices)}")
     return choices[name]
+
+
+def make_field(
+    name: str, hidden_dims, event_shape: tuple[int, ...], *, activation: str = "tanh"
+) -> nn.Module:
+    """The vector field ``name`` (`FIELDS`) with these hidden widths, acting on events of
+    ``event_shape`` (wrapped in `FlattenedField` for image-shaped events)."""
+    field = _choose("vector field", name, FIELDS)(tuple(hidden_dims), activation=activation)
+    return FlattenedField(field) if len(tuple(event_shape)) > 1 else field
 
 
 def make_trace_estimator(

@@ -1,14 +1,15 @@
 """Experiment builders of the ``flow_matching`` and ``moser_flow`` families (`jgen.experiment`).
 
 ``flow_matching`` config, ``model`` section:
-    field:        'concatsquash' (FFJORD's ConcatSquash MLP, default) or 'mlp' (`MLPField`)
+    field:        'concat_squash' (FFJORD's ConcatSquash MLP, default) or 'mlp' (`MLPField`)
     hidden_dims, activation: of the field
     path:         'linear' (`LinearGaussianPath(sigma_min)`) or 'interpolant'
                   (`InterpolantPath(sigma)`)
     sigma:        σ_min or σ of the path
     coupling:     'independent' or 'ot'
     rtol, atol:   tolerances of the CNF solves (evaluation and sampling; Tsit5, adaptive)
-    trace:        'exact' or 'hutchinson': the trace estimator of the evaluation solve
+    trace:        'exact', 'hutchinson' or 'hutch++': the trace estimator of the evaluation
+                  solve (`jgen.cnf.make_cnf`)
     logit_alpha:  for discrete data (digits)
 ``moser_flow`` config, ``model`` section: hidden_dims, activation, half_width (L), eps,
 penalty (λ), output_scale (None: ν·L), rtol, atol (the sampling solve).
@@ -21,13 +22,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import diffrax
 import jax
 import numpy as np
 from ml_collections import ConfigDict
 
 from jgen import plotting
-from jgen.cnf import CNF, ConcatSquashField, ExactTrace, FlattenedField, Hutchinson, MLPField
+from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
 from jgen.flow_matching.moser import BoxField, MoserObjective
 from jgen.flow_matching.objective import FlowMatchingObjective
@@ -41,9 +41,7 @@ __all__ = [
     "moser_objective",
 ]
 
-_FIELDS = {"concatsquash": ConcatSquashField, "mlp": MLPField}
 _PATHS = {"linear": LinearGaussianPath, "interpolant": InterpolantPath}
-_TRACES = {"exact": ExactTrace, "hutchinson": Hutchinson}
 
 
 def _choice(what: str, table: dict, name: str):
@@ -55,16 +53,13 @@ def _choice(what: str, table: dict, name: str):
 def flow_matching_objective(model: ConfigDict, event_shape, num_levels=None):
     """The `FlowMatchingObjective` a ``flow_matching`` config's model section describes."""
     event_shape = tuple(event_shape)
-    field = _choice("field", _FIELDS, model.get("field", "concatsquash"))(
-        tuple(model.hidden_dims), activation=model.get("activation", "tanh")
-    )
-    if len(event_shape) > 1:
-        field = FlattenedField(field)
-    cnf = CNF(
-        field, event_shape, t0=0.0, t1=1.0,
-        stepsize_controller=diffrax.PIDController(rtol=model.rtol, atol=model.atol),
-        trace_estimator=_choice("trace", _TRACES, model.get("trace", "exact"))(),
+    field = make_field(
+        model.get("field", "concat_squash"), model.hidden_dims, event_shape,
+        activation=model.get("activation", "tanh"),
     )  # fmt: skip
+    cnf = make_cnf(
+        field, event_shape, rtol=model.rtol, atol=model.atol, trace=model.get("trace", "exact")
+    )
     path_cls = _choice("path", _PATHS, model.get("path", "linear"))
     sigma = model.get("sigma", 1e-4 if path_cls is LinearGaussianPath else 0.0)
     return FlowMatchingObjective(
