@@ -303,3 +303,20 @@ def test_cli_rejects_bad_input(argv, data_dir, fragments, cli_dirs, monkeypatch,
 def test_cli_rejects_a_non_int_num(capsys):
     assert _run_cli(["sample", "--workdir", "x", "--num", "abc"]) == 2
     assert "argument --num: invalid int value: 'abc'" in capsys.readouterr().err
+
+
+def test_stochastic_estimators_without_a_trace_key_say_how_to_pass_one():
+    from jgen.bijectors import PowerSeriesLogDet, ResidualBlock
+    from jgen.cnf import CNF, Hutchinson, MLPField
+
+    x = jnp.zeros((3, 2))
+    cases = [
+        (CNF(MLPField((4,)), (2,), trace_estimator=Hutchinson()), "ExactTrace()"),
+        (ResidualBlock((2,), hidden_dims=(4,), logdet=PowerSeriesLogDet(2)), "ExactLogDet()"),
+    ]
+    for bijector, instead in cases:
+        method = bijector.forward_and_log_det
+        variables = bijector.init(jax.random.PRNGKey(0), x, method=method)
+        with pytest.raises(ValueError, match="needs a PRNG key") as info:
+            bijector.apply(variables, x, method=method)
+        assert "rngs={'trace': key}" in str(info.value) and instead in str(info.value)

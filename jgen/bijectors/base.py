@@ -29,7 +29,7 @@ import distrax
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jgen.typing import Array
+from jgen.typing import Array, PRNGKey
 from jgen.validation import check_array, check_finite, check_trailing_shape
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "Inverse",
     "sum_rightmost",
     "to_distrax",
+    "trace_rng",
 ]
 
 
@@ -48,6 +49,21 @@ def sum_rightmost(x: Array, ndims: int) -> Array:
     if ndims == 0:
         return x
     return jnp.sum(x, axis=tuple(range(-ndims, 0)))
+
+
+def trace_rng(module: nn.Module, needs_key: str, instead: str) -> PRNGKey:
+    """The PRNG key of a stochastic estimator inside ``module`` (a CNF's trace, a residual
+    block's log-det): the ``'trace'`` stream, or ``'params'`` during ``init``. Otherwise a
+    ValueError saying that ``needs_key`` needs ``rngs={'trace': key}`` or, ``instead``, a
+    deterministic estimator."""
+    if module.has_rng("trace"):
+        return module.make_rng("trace")
+    if module.is_initializing():
+        return module.make_rng("params")
+    raise ValueError(
+        f"{type(module).__name__}: {needs_key} is stochastic and needs a PRNG key: call "
+        f"apply(..., rngs={{'trace': key}}), or use {instead}"
+    )
 
 
 class Bijector(nn.Module):

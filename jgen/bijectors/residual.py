@@ -66,7 +66,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc
 
-from jgen.bijectors.base import Bijector, Chain, Inverse
+from jgen.bijectors.base import Bijector, Chain, Inverse, trace_rng
 from jgen.bijectors.multiscale import Squeeze
 from jgen.bijectors.normalization import ActNorm
 from jgen.bijectors.spectral import SPECTRAL, SpectralConv, SpectralDense, conv, dense
@@ -608,15 +608,8 @@ class ResidualBlock(Bijector):
     def _key(self, estimator: LogDetEstimator) -> PRNGKey | None:
         if not estimator.stochastic:
             return None
-        if self.has_rng("trace"):
-            return self.make_rng("trace")
-        if self.is_initializing():
-            return self.make_rng("params")
-        raise ValueError(
-            f"ResidualBlock: the log-det estimator {type(estimator).__name__} is stochastic and "
-            "needs a PRNG key: call apply(..., rngs={'trace': key}), or use ExactLogDet() "
-            "(e.g. as eval_logdet)"
-        )
+        needs_key = f"the log-det estimator {type(estimator).__name__}"
+        return trace_rng(self, needs_key, "ExactLogDet() (e.g. as eval_logdet)")
 
     def _flatten(self, x: Array) -> tuple[Array, tuple[int, ...]]:
         n = len(self.event_shape)

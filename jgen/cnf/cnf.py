@@ -70,7 +70,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.bijectors.base import Bijector
+from jgen.bijectors.base import Bijector, trace_rng
 from jgen.cnf.trace import ExactTrace, TraceEstimator
 from jgen.typing import Array
 
@@ -269,19 +269,10 @@ class CNF(Bijector):
         estimator = self.trace_estimator
         if not estimator.stochastic:
             return None
-        keys = jax.random.split(self._trace_key(), num_events)
+        needs_key = f"the trace estimator {type(estimator).__name__}"
+        keys = jax.random.split(trace_rng(self, needs_key, "ExactTrace()"), num_events)
         probes = jax.vmap(lambda k: estimator.init_probes(k, (dim,), dtype))(keys)
         return jax.lax.stop_gradient(probes)
-
-    def _trace_key(self):
-        if self.has_rng("trace"):
-            return self.make_rng("trace")
-        if self.is_initializing():
-            return self.make_rng("params")
-        raise ValueError(
-            f"CNF: the trace estimator {type(self.trace_estimator).__name__} is stochastic and "
-            "needs a PRNG key: call apply(..., rngs={'trace': key}) (or use ExactTrace())"
-        )
 
     def _solve(self, field, variables, z, context, probes, start, end):
         """Solve the augmented ODE for a (N, D) batch from time ``start`` to ``end``."""
