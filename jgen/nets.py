@@ -13,6 +13,11 @@ conditioners use it has a smooth log-density and smooth gradients everywhere (wi
 conditioner is piecewise linear and the density has kinks), while it behaves like ReLU for
 large inputs (no saturation) and costs the same as ReLU next to the matrix products. Pass
 ``activation=nn.relu`` (or ``nn.silu``, ...) to change it.
+
+Configs name activations: `ACTIVATIONS` is the one table of names, and `resolve_activation`
+turns a name (or a callable) into the function with a clear error. Fields that are
+differentiated in the model itself (CNF and Moser vector fields: divergences, ODE solves) take
+`SMOOTH_ACTIVATIONS` only.
 """
 
 from __future__ import annotations
@@ -26,7 +31,34 @@ import jax.numpy as jnp
 from jgen.typing import Array
 from jgen.validation import check_int
 
-__all__ = ["MLP", "ConvResNet"]
+__all__ = ["ACTIVATIONS", "MLP", "SMOOTH_ACTIVATIONS", "ConvResNet", "resolve_activation"]
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "gelu": nn.gelu,
+    "relu": nn.relu,
+    "silu": nn.silu,
+    "softplus": nn.softplus,
+    "swish": nn.swish,
+    "tanh": jnp.tanh,
+}
+SMOOTH_ACTIVATIONS = ("gelu", "silu", "softplus", "swish", "tanh")
+
+
+def resolve_activation(
+    owner: str, activation: Any, *, choices: Sequence[str] = tuple(ACTIVATIONS)
+) -> Callable[[Array], Array]:
+    """The function named ``activation`` (one of ``choices``), or ``activation`` itself when
+    it is a callable; ValueError / TypeError naming ``owner`` and the choices otherwise."""
+    if isinstance(activation, str):
+        if activation not in choices:
+            raise ValueError(
+                f"{owner}: activation must be one of {sorted(choices)} or a callable, got "
+                f"{activation!r}"
+            )
+        return ACTIVATIONS[activation]
+    if not callable(activation):
+        raise TypeError(f"{owner}: activation must be a str or a callable, got {activation!r}")
+    return activation
 
 
 def _last_layer_inits(zero_init_last: bool):

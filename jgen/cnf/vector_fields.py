@@ -25,29 +25,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jgen.nets import SMOOTH_ACTIVATIONS, resolve_activation
 from jgen.typing import Array
 
 __all__ = ["ConcatSquashDense", "ConcatSquashField", "MLPField"]
 
-_ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "tanh": jnp.tanh,
-    "softplus": nn.softplus,
-    "swish": nn.swish,
-    "silu": nn.silu,
-}
-
 
 def _resolve_activation(owner: str, activation: Any) -> Callable[[Array], Array]:
-    if isinstance(activation, str):
-        if activation not in _ACTIVATIONS:
-            raise ValueError(
-                f"{owner}: activation must be one of {sorted(_ACTIVATIONS)} or a callable, "
-                f"got {activation!r}"
-            )
-        return _ACTIVATIONS[activation]
-    if not callable(activation):
-        raise TypeError(f"{owner}: activation must be a str or a callable, got {activation!r}")
-    return activation
+    return resolve_activation(owner, activation, choices=SMOOTH_ACTIVATIONS)
 
 
 def _check_hidden_dims(owner: str, hidden_dims: Any) -> tuple[int, ...]:

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.cnf import CNF, ExactTrace, summarize_stats
-from jgen.nets import MLP
+from jgen.nets import MLP, SMOOTH_ACTIVATIONS, resolve_activation
 from jgen.typing import Array, PRNGKey
 
 __all__ = ["BoxField", "MoserObjective", "MoserVelocity", "field_and_divergence"]
@@ -77,6 +77,7 @@ class BoxField(nn.Module):
         if self.output_scale is not None:
             _check_positive("BoxField", "output_scale", self.output_scale)
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        resolve_activation("BoxField", self.activation, choices=SMOOTH_ACTIVATIONS)
         super().__post_init__()
 
     @nn.compact
@@ -85,9 +86,7 @@ class BoxField(nn.Module):
         scale = self.output_scale
         if scale is None:
             scale = self.half_width / (2 * self.half_width) ** dim
-        act = self.activation
-        if isinstance(act, str):
-            act = {"softplus": nn.softplus, "tanh": jnp.tanh, "silu": nn.silu}[act]
+        act = resolve_activation("BoxField", self.activation, choices=SMOOTH_ACTIVATIONS)
         g = MLP(self.hidden_dims, dim, activation=act, param_dtype=x.dtype, name="net")
         s = x / self.half_width
         return (scale * (1.0 - jnp.square(s)) * g(s)).astype(x.dtype)

@@ -37,9 +37,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.nets import MLP
+from jgen.nets import MLP, resolve_activation
 from jgen.typing import Array, PRNGKey
-from jgen.vae.networks import ACTIVATIONS, MLPDecoder, MLPEncoder
+from jgen.vae.networks import MLPDecoder, MLPEncoder
 from jgen.vae.objective import LatentVariableObjective
 from jgen.validation import check_int
 
@@ -61,7 +61,7 @@ class HelmholtzMachine(nn.Module):
 
     event_shape: shape of one example; num_params: the likelihood's outputs per dimension;
     hidden_dims: deterministic hidden widths inside every conditional; activation: a name of
-    `jgen.vae.networks.ACTIVATIONS`.
+    `jgen.nets.ACTIVATIONS`.
     """
 
     event_shape: tuple[int, ...]
@@ -78,15 +78,11 @@ class HelmholtzMachine(nn.Module):
         for width in self.latent_dims:
             check_int(width, "every latent width", minimum=1, owner="HelmholtzMachine")
         check_int(self.num_params, "num_params", minimum=1, owner="HelmholtzMachine")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"HelmholtzMachine: activation must be one of {sorted(ACTIVATIONS)}, got "
-                f"{self.activation!r}"
-            )
+        resolve_activation("HelmholtzMachine", self.activation)
         super().__post_init__()
 
     def setup(self):
-        act = ACTIVATIONS[self.activation]
+        act = resolve_activation("HelmholtzMachine", self.activation)
         hidden, dims = tuple(self.hidden_dims), self.latent_dims
         self.gen_prior_logits = self.param("gen_prior", nn.initializers.zeros_init(), (dims[-1],))
         # With 1-based h: gen_layers[i] is p(h_{i+1} | h_{i+2}), rec_layers[i] q(h_{i+2} | h_{i+1}).

@@ -23,9 +23,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jgen.bijectors.planar import flow_layer_class
+from jgen.nets import resolve_activation
 from jgen.typing import Array
 from jgen.vae.bounds import HALF_LOG_2PI
-from jgen.vae.networks import ACTIVATIONS, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
+from jgen.vae.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from jgen.validation import check_int
 
 __all__ = ["POSTERIOR_FLOWS", "VAE"]
@@ -48,7 +49,7 @@ class VAE(nn.Module):
     hidden_dims:      MLP hidden widths (encoder; the decoder mirrors them), or, for 'conv', the
                       width of the dense layer(s) — only ``hidden_dims[0]`` is used.
     conv_channels:    channels of the stride-2 stages of the conv encoder/decoder.
-    activation:       name in `jgen.vae.networks.ACTIVATIONS`.
+    activation:       name in `jgen.nets.ACTIVATIONS`.
     posterior_flow:   None, 'planar' or 'radial'.
     num_flows:        K, the number of flow layers (0 with no flow).
     amortized:        flow parameters from the encoder (True) or shared (False).
@@ -79,10 +80,7 @@ class VAE(nn.Module):
                 f"VAE: architecture='conv' needs images (H, W, C), got event_shape "
                 f"{self.event_shape}"
             )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"VAE: activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
-            )
+        resolve_activation("VAE", self.activation)
         if self.posterior_flow is not None:
             _flow_class(self.posterior_flow)
             if self.num_flows == 0:
@@ -101,7 +99,7 @@ class VAE(nn.Module):
         return _flow_class(self.posterior_flow).num_context_params(self.latent_dim)
 
     def setup(self):
-        act = ACTIVATIONS[self.activation]
+        act = resolve_activation("VAE", self.activation)
         head = 2 * self.latent_dim + self.num_flows * self.context_size
         hidden = tuple(self.hidden_dims)
         if self.architecture == "mlp":

@@ -16,20 +16,11 @@ import math
 from collections.abc import Callable, Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 
 from jgen.nets import MLP
 from jgen.typing import Array
 
-__all__ = ["ACTIVATIONS", "ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder"]
-
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "gelu": nn.gelu,
-    "relu": nn.relu,
-    "tanh": jnp.tanh,
-    "softplus": nn.softplus,
-    "silu": nn.silu,
-}
+__all__ = ["ConvDecoder", "ConvEncoder", "MLPDecoder", "MLPEncoder"]
 
 
 def _flatten_event(x: Array, event_ndims: int) -> Array:
