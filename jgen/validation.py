@@ -16,6 +16,7 @@ code pays nothing for them. Data is therefore checked at the boundary, before it
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -28,11 +29,13 @@ __all__ = [
     "ValidationError",
     "ValidationTypeError",
     "check_array",
+    "check_choice",
     "check_dataset",
     "check_finite",
     "check_float_dtype",
     "check_int",
     "check_levels",
+    "check_number",
     "check_positive_int",
     "check_trailing_shape",
     "is_concrete",
@@ -222,6 +225,29 @@ def check_int(value: Any, name: str, *, minimum: int = 0, owner: str | None = No
     if number < minimum:
         raise ValidationError(f"{prefix}{name} must be {expected}, got {number}")
     return number
+
+
+def check_number(value: Any, name: str, *, interval: str = "positive", owner: str) -> float:
+    """``value`` if it is a real number (not a bool) in ``interval``: 'positive' (> 0) or
+    'open_unit' (0, 1); ValidationError naming ``owner`` otherwise. The one check of real
+    hyper-parameters (scales, coefficients, tolerances)."""
+    bounds = {
+        "positive": ("a positive number", 0.0, np.inf),
+        "open_unit": ("a number in (0, 1)", 0.0, 1.0),
+    }
+    expected, lower, upper = bounds[interval]
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise ValidationError(f"{owner}: {name} must be {expected}, got {value!r}")
+    if not lower < value < upper:
+        raise ValidationError(f"{owner}: {name} must be {expected}, got {value!r}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str], *, owner: str) -> Any:
+    """``value`` if it is one of ``choices``; ValidationError naming ``owner`` otherwise."""
+    if value not in choices:
+        raise ValidationError(f"{owner}: {name} must be one of {tuple(choices)}, got {value!r}")
+    return value
 
 
 def check_positive_int(value: Any, name: str) -> int:

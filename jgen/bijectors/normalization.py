@@ -19,14 +19,9 @@ import jax.numpy as jnp
 
 from jgen.bijectors.base import Bijector
 from jgen.typing import Array
-from jgen.validation import check_int
+from jgen.validation import check_int, check_number
 
 __all__ = ["ActNorm", "BatchNorm"]
-
-
-def _check_positive(owner: str, name: str, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
 
 
 def _check_input(owner: str, x: Array, event_ndims: int) -> None:
@@ -74,7 +69,7 @@ class ActNorm(Bijector):
 
     def __post_init__(self):
         check_int(self.event_ndims, "event_ndims", minimum=1, owner="ActNorm")
-        _check_positive("ActNorm", "eps", self.eps)
+        check_number(self.eps, "eps", owner="ActNorm")
         super().__post_init__()
 
     @nn.compact
@@ -153,7 +148,7 @@ class BatchNorm(Bijector):
             or not 0.0 <= self.momentum < 1.0
         ):
             raise ValueError(f"BatchNorm: momentum must be in [0, 1), got {self.momentum!r}")
-        _check_positive("BatchNorm", "eps", self.eps)
+        check_number(self.eps, "eps", owner="BatchNorm")
         super().__post_init__()
 
     @nn.compact

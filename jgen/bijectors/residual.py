@@ -72,7 +72,7 @@ from jgen.bijectors.normalization import ActNorm
 from jgen.bijectors.spectral import SPECTRAL, SpectralConv, SpectralDense, conv, dense
 from jgen.cnf.trace import sample_probes
 from jgen.typing import Array, PRNGKey
-from jgen.validation import check_int
+from jgen.validation import check_choice, check_int, check_number
 
 __all__ = [
     "FIXED_POINT_NAME",
@@ -105,21 +105,6 @@ def lipswish(x: Array, beta: Array) -> Array:
 
 def _per_event_dot(a: Array, b: Array, num_event_axes: int) -> Array:
     return jnp.sum(a * b, axis=tuple(range(a.ndim - num_event_axes, a.ndim)))
-
-
-def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{owner}: {name} must be one of {choices}, got {value!r}")
-
-
-def _check_open_unit(owner: str, name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 < value < 1.0:
-        raise ValueError(f"{owner}: {name} must be a number in (0, 1), got {value!r}")
-
-
-def _check_positive(owner: str, name: str, value: Any) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
 
 
 # Log-det estimators ---------------------------------------------------------------------------
@@ -205,7 +190,9 @@ class PowerSeriesLogDet(LogDetEstimator):
     def __post_init__(self):
         check_int(self.num_terms, "num_terms", minimum=1, owner="PowerSeriesLogDet")
         check_int(self.num_probes, "num_probes", minimum=1, owner="PowerSeriesLogDet")
-        _check_choice("PowerSeriesLogDet", "distribution", self.distribution, _PROBE_DISTRIBUTIONS)
+        check_choice(
+            self.distribution, "distribution", _PROBE_DISTRIBUTIONS, owner="PowerSeriesLogDet"
+        )
 
     def __call__(self, g, weights, x, key):
         v = sample_probes(key, (self.num_probes, *x.shape), x.dtype, self.distribution)
@@ -258,12 +245,12 @@ class RussianRouletteLogDet(LogDetEstimator):
 
     def __post_init__(self):
         owner = "RussianRouletteLogDet"
-        _check_choice(owner, "truncation", self.truncation, _TRUNCATIONS)
-        _check_open_unit(owner, "p", self.p)
-        _check_positive(owner, "rate", self.rate)
+        check_choice(self.truncation, "truncation", _TRUNCATIONS, owner=owner)
+        check_number(self.p, "p", interval="open_unit", owner=owner)
+        check_number(self.rate, "rate", owner=owner)
         check_int(self.n_exact_terms, "n_exact_terms", minimum=0, owner=owner)
         check_int(self.num_probes, "num_probes", minimum=1, owner=owner)
-        _check_choice(owner, "distribution", self.distribution, _PROBE_DISTRIBUTIONS)
+        check_choice(self.distribution, "distribution", _PROBE_DISTRIBUTIONS, owner=owner)
 
     def survival(self, k: Array) -> Array:
         """P(N ≥ k) for integer k (1 for k <= n_exact_terms)."""
@@ -521,8 +508,8 @@ class ResidualBlock(Bijector):
             for size in sizes:
                 check_int(size, "every kernel size", minimum=1, owner=owner)
             object.__setattr__(self, "kernel_sizes", sizes)
-        _check_choice(owner, "activation", self.activation, _ACTIVATIONS)
-        _check_open_unit(owner, "coeff", self.coeff)
+        check_choice(self.activation, "activation", _ACTIVATIONS, owner=owner)
+        check_number(self.coeff, "coeff", interval="open_unit", owner=owner)
         check_int(self.n_power_iterations, "n_power_iterations", minimum=0, owner=owner)
         for name in ("logdet", "eval_logdet"):
             value = getattr(self, name)
@@ -534,7 +521,7 @@ class ResidualBlock(Bijector):
                     f"RussianRouletteLogDet), got {value!r}"
                 )
         if self.tol is not None:
-            _check_positive(owner, "tol", self.tol)
+            check_number(self.tol, "tol", owner=owner)
         check_int(self.max_iterations, "max_iterations", minimum=1, owner=owner)
         super().__post_init__()
 

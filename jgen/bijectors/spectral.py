@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 
 from jgen.typing import Array
-from jgen.validation import check_int
+from jgen.validation import check_int, check_number
 
 __all__ = ["SpectralConv", "SpectralDense", "conv", "dense", "spectral_normalize"]
 
@@ -78,18 +78,13 @@ def spectral_normalize(
     return u, sigma
 
 
-def _check_coeff(owner: str, coeff: Any) -> None:
-    if not isinstance(coeff, (int, float)) or isinstance(coeff, bool) or not 0.0 < coeff < 1.0:
-        raise ValueError(f"{owner}: coeff must be a number in (0, 1), got {coeff!r}")
-
-
 class _PowerIterationMixin:
     """Shared logic of the spectrally normalised layers: checks of the common fields (coeff,
     n_power_iterations, init_power_iterations) and the normalisation with a persistent u."""
 
     def _check_common(self) -> None:
         owner = type(self).__name__
-        _check_coeff(owner, self.coeff)
+        check_number(self.coeff, "coeff", interval="open_unit", owner=owner)
         check_int(self.n_power_iterations, "n_power_iterations", minimum=0, owner=owner)
         check_int(self.init_power_iterations, "init_power_iterations", minimum=0, owner=owner)
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jgen.typing import Array, PRNGKey
-from jgen.validation import check_int
+from jgen.validation import check_choice, check_int
 
 __all__ = ["ExactTrace", "HutchPlusPlus", "Hutchinson", "TraceEstimator", "sample_probes"]
 
@@ -60,11 +60,6 @@ def _matvec_fn(f: Callable[[Array], Array], z: Array, mode: str):
         return jax.linearize(f, z)
     f_z, vjp = jax.vjp(f, z)
     return f_z, lambda v: vjp(v)[0]
-
-
-def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{owner}: {name} must be one of {choices}, got {value!r}")
 
 
 def _check_event(owner: str, z: Array) -> None:
@@ -148,9 +143,9 @@ class Hutchinson(TraceEstimator):
     mode: str = "jvp"
 
     def __post_init__(self):
-        _check_choice("Hutchinson", "distribution", self.distribution, _DISTRIBUTIONS)
+        check_choice(self.distribution, "distribution", _DISTRIBUTIONS, owner="Hutchinson")
         check_int(self.num_probes, "num_probes", minimum=1, owner="Hutchinson")
-        _check_choice("Hutchinson", "mode", self.mode, _MODES)
+        check_choice(self.mode, "mode", _MODES, owner="Hutchinson")
 
     def init_probes(self, key, shape, dtype) -> Array:
         return sample_probes(key, (self.num_probes, *shape), dtype, self.distribution)
@@ -195,8 +190,8 @@ class HutchPlusPlus(TraceEstimator):
 
     def __post_init__(self):
         check_int(self.num_matvecs, "num_matvecs", minimum=3, owner="HutchPlusPlus")
-        _check_choice("HutchPlusPlus", "distribution", self.distribution, _DISTRIBUTIONS)
-        _check_choice("HutchPlusPlus", "mode", self.mode, _MODES)
+        check_choice(self.distribution, "distribution", _DISTRIBUTIONS, owner="HutchPlusPlus")
+        check_choice(self.mode, "mode", _MODES, owner="HutchPlusPlus")
 
     @property
     def sketch_size(self) -> int:

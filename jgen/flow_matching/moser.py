@@ -45,6 +45,7 @@ import numpy as np
 from jgen.cnf import CNF, ExactTrace, summarize_stats
 from jgen.nets import MLP, SMOOTH_ACTIVATIONS, resolve_activation
 from jgen.typing import Array, PRNGKey
+from jgen.validation import check_number
 
 __all__ = ["BoxField", "MoserObjective", "MoserVelocity", "field_and_divergence"]
 
@@ -73,9 +74,9 @@ class BoxField(nn.Module):
     activation: str | Callable[[Array], Array] = "tanh"
 
     def __post_init__(self):
-        _check_positive("BoxField", "half_width", self.half_width)
+        check_number(self.half_width, "half_width", owner="BoxField")
         if self.output_scale is not None:
-            _check_positive("BoxField", "output_scale", self.output_scale)
+            check_number(self.output_scale, "output_scale", owner="BoxField")
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         resolve_activation("BoxField", self.activation, choices=SMOOTH_ACTIVATIONS)
         super().__post_init__()
@@ -90,11 +91,6 @@ class BoxField(nn.Module):
         g = MLP(self.hidden_dims, dim, activation=act, param_dtype=x.dtype, name="net")
         s = x / self.half_width
         return (scale * (1.0 - jnp.square(s)) * g(s)).astype(x.dtype)
-
-
-def _check_positive(owner: str, name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
 
 
 class MoserVelocity(nn.Module):
@@ -145,7 +141,7 @@ class MoserObjective:
     def __post_init__(self):
         if not isinstance(getattr(self.field, "half_width", None), numbers.Real):
             raise TypeError("MoserObjective: field must have a half_width (e.g. a BoxField)")
-        _check_positive("MoserObjective", "eps", self.eps)
+        check_number(self.eps, "eps", owner="MoserObjective")
         if isinstance(self.penalty, bool) or not self.penalty >= 0:
             raise ValueError(f"MoserObjective: penalty must be >= 0, got {self.penalty!r}")
 
