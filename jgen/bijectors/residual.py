@@ -351,20 +351,32 @@ def _max_abs(x: Array) -> Array:
     return jnp.max(jnp.abs(x.reshape(x.shape[0], -1)), axis=1)
 
 
-def _neumann_solve(matvec: Callable[[Array], Array], b: Array, *, tol, max_iterations, factor):
-    """Solve (I + A) t = b, where matvec(t) = t + A t and ‖A‖ < 1, by t ← b − A t."""
+def _iterate_contraction(residual, x0: Array, *, tol, max_iterations, factor, scale):
+    """x ← x − residual(x) from ``x0`` (a contraction's fixed-point iteration), per event of
+    the batch, until every event's a-posteriori error bound ``factor · max|Δx|`` (``factor`` =
+    L / (1 − L) for Lipschitz constant L < 1) is within ``tol · (1 + scale(x))``, or
+    ``max_iterations``. Returns (iterations, x, error bounds)."""
 
     def cond(state):
-        k, _, err = state
-        return (k < max_iterations) & jnp.any(err > tol * (1 + _max_abs(b)))
+        k, x, err = state
+        return (k < max_iterations) & jnp.any(err > tol * (1 + scale(x)))
 
     def body(state):
-        k, t, _ = state
-        t_new = t - (matvec(t) - b)
-        return k + 1, t_new, factor * _max_abs(t_new - t)
+        k, x, _ = state
+        x_new = x - residual(x)
+        return k + 1, x_new, factor * _max_abs(x_new - x)
 
-    init = (jnp.asarray(0), b, jnp.full(b.shape[:1], jnp.inf, b.dtype))
-    return jax.lax.while_loop(cond, body, init)[1]
+    init = (jnp.asarray(0), x0, jnp.full(x0.shape[:1], jnp.inf, x0.dtype))
+    return jax.lax.while_loop(cond, body, init)
+
+
+def _neumann_solve(matvec: Callable[[Array], Array], b: Array, *, tol, max_iterations, factor):
+    """Solve (I + A) t = b, where matvec(t) = t + A t and ‖A‖ < 1, by t ← b − A t."""
+    scale = _max_abs(b)
+    return _iterate_contraction(
+        lambda t: matvec(t) - b, b, tol=tol, max_iterations=max_iterations, factor=factor,
+        scale=lambda t: scale,
+    )[1]  # fmt: skip
 
 
 def fixed_point_inverse(
@@ -389,17 +401,9 @@ def fixed_point_inverse(
         return y + g(weights, y) - z
 
     def solve(f, y0):
-        def cond(state):
-            k, y, err = state
-            return (k < max_iterations) & jnp.any(err > tol * (1 + _max_abs(y)))
-
-        def body(state):
-            k, y, _ = state
-            y_new = y - f(y)
-            return k + 1, y_new, factor * _max_abs(y_new - y)
-
-        init = (jnp.asarray(0), y0, jnp.full(y0.shape[:1], jnp.inf, y0.dtype))
-        k, y, err = jax.lax.while_loop(cond, body, init)
+        k, y, err = _iterate_contraction(
+            f, y0, tol=tol, max_iterations=max_iterations, factor=factor, scale=_max_abs
+        )
         # custom_root needs floating auxiliary outputs.
         return y, (jnp.broadcast_to(k, err.shape).astype(y.dtype), err)
 
