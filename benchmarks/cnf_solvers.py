@@ -23,10 +23,19 @@ random), or your own: ``--field module:function`` returning ``(flax_module, fiel
 ``--data file.npy`` of shape (N, D).
 
     python benchmarks/cnf_solvers.py [--problems synthetic toy digits] [--quick] [--out DIR]
+    python benchmarks/cnf_solvers.py --render DIR/cnf_solvers.json --out DIR   # re-report only
     make bench-cnf
 
-Output: ``cnf_solvers.json``, ``cnf_solvers.md`` (tables and the conclusions computed from them)
-and ``cnf_pareto.png`` (error vs step time) and ``cnf_dimension.png`` (cost vs dimension).
+A trained field comes from a training run's workdir, e.g. ``jgen train ffjord_2d:8gaussians
+--workdir runs/ffjord_8g train.steps=500`` then ``--toy-workdir runs/ffjord_8g``; without one the
+harness uses a random field of the same architecture (it does not train).
+
+Output: ``cnf_solvers.json`` (the rows, the configuration, the command, load averages),
+``cnf_solvers.md`` (the table, the dimension sweep by estimator, and the conclusions computed
+from them: where each stochastic estimator beats the exact trace, cost slopes in D, JVPs per
+solve = NFE x products per evaluation, backsolve vs recursive memory and time, each solver's
+error and time by tolerance, the Pareto front), ``cnf_pareto.png`` (error vs step time) and
+``cnf_dimension.png`` (cost vs dimension).
 """
 
 from __future__ import annotations
@@ -219,6 +228,7 @@ def measure_cell(
         step_ms=_median_ms(grad, variables, x, key, repeats=repeats),
         compile_s=density_compile + grad_compile,
         temp_mib=None if memory is None else memory.temp_size_in_bytes / 2**20,
+        load1=os.getloadavg()[0],  # the machine's 1-minute load average after the timings
     )
     stochastic = cell.estimator != "exact"
     draws = num_probe_draws if stochastic else 1
@@ -283,7 +293,8 @@ def _cells(cfg: GridConfig) -> list[tuple[Any, Cell]]:
     return cells
 
 
-def run_grid(cfg: GridConfig) -> list[dict[str, Any]]:
+def run_grid(cfg: GridConfig, on_row=None) -> list[dict[str, Any]]:
+    """Measure every cell; ``on_row(rows)`` is called after each (e.g. to save partial results)."""
     rows, problems, references = [], {}, {}
     cells = _cells(cfg)
     for factory, cell in tqdm(cells, desc="cnf grid", unit="cell"):
@@ -300,69 +311,151 @@ def run_grid(cfg: GridConfig) -> list[dict[str, Any]]:
                 num_probe_draws=cfg.probe_draws,
             )
         )
+        if on_row is not None:
+            on_row(rows)
     return rows
 
 
 # Reporting -----------------------------------------------------------------------------------
 
+STOCHASTIC = ("hutchinson-rademacher", "hutchinson-gaussian", "hutch++")
 
-def conclusions(rows: list[dict[str, Any]]) -> list[str]:
-    """The answers a user acts on, computed from the rows."""
+
+def products_per_evaluation(row: dict[str, Any]) -> int:
+    """Jacobian-vector products per evaluation of the augmented field: D for the exact trace
+    (one per basis vector), the probe count for Hutchinson, 3 for Hutch++ (its sketch, the
+    deflated sketch and the test vector)."""
+    if row["estimator"] == "exact":
+        return row["dim"]
+    return max(ESTIMATORS[row["estimator"]].get("num_probes", 1), 1)
+
+
+def _sweep_by_dim(rows) -> dict[int, dict[str, dict[str, Any]]]:
+    """{D: {estimator: row}} of the dimension sweep."""
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["problem"].startswith("synthetic"):
+            out.setdefault(r["dim"], {})[r["estimator"]] = r
+    return dict(sorted(out.items()))
+
+
+def _crossover(by_dim, estimator: str, key: str) -> tuple[int | None, list[int]]:
+    """(smallest D from which ``estimator`` is faster than exact at every larger swept D, the
+    dimensions where it is faster)."""
+    dims = [d for d, e in by_dim.items() if estimator in e and "exact" in e]
+    faster = [d for d in dims if by_dim[d][estimator][key] < by_dim[d]["exact"][key]]
+    start = None
+    for d in reversed(dims):
+        if d not in faster:
+            break
+        start = d
+    return start, faster
+
+
+def _slope(points: list[tuple[float, float]]) -> float:
+    """The least-squares slope of log y against log x."""
+    lx, ly = np.log([p[0] for p in points]), np.log([p[1] for p in points])
+    return float(np.polyfit(lx, ly, 1)[0])
+
+
+def sweep_conclusions(rows) -> list[str]:
+    by_dim = _sweep_by_dim(rows)
+    if not by_dim:
+        return []
     out = []
-    sweep = [r for r in rows if r["problem"].startswith("synthetic")]
-    if sweep:
-        by_dim: dict[int, dict[str, float]] = {}
-        for r in sweep:
-            by_dim.setdefault(r["dim"], {})[r["estimator"]] = r["step_ms"]
-        faster = [
-            d
-            for d, t in sorted(by_dim.items())
-            if "exact" in t
-            and "hutchinson-rademacher" in t
-            and t["hutchinson-rademacher"] < t["exact"]
-        ]
-        if faster:
+    for est in STOCHASTIC:
+        for key, what in (("step_ms", "train step"), ("density_ms", "density batch")):
+            start, faster = _crossover(by_dim, est, key)
+            if not any(est in e for e in by_dim.values()):
+                continue
+            if start is None:
+                out.append(
+                    f"{est} vs exact, {what}: not faster at the largest swept D "
+                    f"(faster at D in {faster})."
+                )
+            else:
+                out.append(
+                    f"{est} vs exact, {what}: faster from D = {start} on (faster at D in {faster})."
+                )
+    dims = list(by_dim)
+    if len(dims) >= 2:
+        for est in ("exact", *STOCHASTIC):
+            pts = [(d, e[est]) for d, e in by_dim.items() if est in e]
+            if len(pts) < 2:
+                continue
+            products = [(d, r["nfe_forward"] * products_per_evaluation(r)) for d, r in pts]
             out.append(
-                f"Hutchinson (1 Rademacher probe) trains faster than the exact trace from D = "
-                f"{faster[0]} on (dimensions where it is faster: {faster})."
+                f"{est}: from D = {pts[0][0]} to D = {pts[-1][0]} (x{pts[-1][0] // pts[0][0]}) the "
+                f"train step went {pts[0][1]['step_ms']:.1f} -> {pts[-1][1]['step_ms']:.1f} ms "
+                f"(log-log slope {_slope([(d, r['step_ms']) for d, r in pts]):.2f}), the density "
+                f"batch {pts[0][1]['density_ms']:.1f} -> {pts[-1][1]['density_ms']:.1f} ms "
+                f"(slope {_slope([(d, r['density_ms']) for d, r in pts]):.2f}); JVPs per solve "
+                f"{products[0][1]:.0f} -> {products[-1][1]:.0f} (slope {_slope(products):.2f})."
             )
-        else:
-            out.append("The exact trace was never slower than Hutchinson in the swept dimensions.")
-        dims = sorted(by_dim)
-        if len(dims) >= 2 and all("exact" in by_dim[d] for d in dims):
-            lo, hi = dims[0], dims[-1]
-            for est in ("exact", "hutchinson-rademacher"):
-                if est in by_dim[lo] and est in by_dim[hi]:
-                    out.append(
-                        f"{est}: step time x{by_dim[hi][est] / by_dim[lo][est]:.1f} from D = {lo} "
-                        f"to D = {hi} (dimension x{hi // lo})."
-                    )
+    return out
+
+
+def grid_conclusions(rows) -> list[str]:
+    out = []
     grid = [r for r in rows if not r["problem"].startswith("synthetic")]
     for problem in sorted({r["problem"] for r in grid}):
         mine = [r for r in grid if r["problem"] == problem]
         exact = [r for r in mine if r["estimator"] == "exact"]
-        for adjoint_pair in (("recursive", "backsolve"),):
-            mem = {
-                a: [r["temp_mib"] for r in exact if r["adjoint"] == a and r["temp_mib"]]
-                for a in adjoint_pair
-            }
-            if all(mem.values()):
+        pairs = {}  # (solver, tol) -> {adjoint: row}
+        for r in exact:
+            pairs.setdefault((r["solver"], r["tol"]), {})[r["adjoint"]] = r
+        both = [p for p in pairs.values() if {"recursive", "backsolve"} <= set(p)]
+        if both and all(p[a]["temp_mib"] for p in both for a in p):
+            mem = {a: statistics.median(p[a]["temp_mib"] for p in both) for a in both[0]}
+            speed = [p["backsolve"]["step_ms"] / p["recursive"]["step_ms"] for p in both]
+            out.append(
+                f"{problem}: gradient working memory (XLA temp buffers), recursive checkpointing "
+                f"{mem['recursive']:.1f} MiB vs backsolve {mem['backsolve']:.1f} MiB (median over "
+                f"solvers/tols); backsolve's step took {min(speed):.1f}-{max(speed):.1f}x "
+                "recursive's time."
+            )
+        keyed = {(r["solver"], r["tol"], r["adjoint"], r["estimator"]): r for r in mine}
+        for est in STOCHASTIC:
+            ratios = [
+                keyed[(*k[:3], "exact")]["step_ms"] / r["step_ms"]
+                for k, r in keyed.items()
+                if k[3] == est and (*k[:3], "exact") in keyed
+            ]
+            if ratios:
+                stds = [r["probe_std"] for k, r in keyed.items() if k[3] == est]
                 out.append(
-                    f"{problem}: gradient working memory, recursive checkpointing "
-                    f"{statistics.median(mem['recursive']):.1f} MiB vs backsolve "
-                    f"{statistics.median(mem['backsolve']):.1f} MiB (median over solvers/tols)."
+                    f"{problem}: train step time of the exact trace / {est}'s, at the same "
+                    f"solver/tol/adjoint: {min(ratios):.1f}-{max(ratios):.1f}x (above 1: {est} is "
+                    f"faster); per-example log p spread over probes "
+                    f"{statistics.median(stds):.2f} nats (median)."
                 )
-        pareto = _pareto([r for r in exact if r["adjoint"] == "recursive"])
+        recursive = [r for r in exact if r["adjoint"] == "recursive"]
+        for solver in sorted({r["solver"] for r in recursive}):
+            pts = sorted((r for r in recursive if r["solver"] == solver), key=lambda r: -r["tol"])
+            out.append(
+                f"{problem}, {solver} (exact trace, recursive): "
+                + "; ".join(
+                    f"tol {r['tol']:g}: {r['step_ms']:.1f} ms/step, {r['nfe_forward']:.0f} NFE, "
+                    f"error {r['error']:.1e}"
+                    for r in pts
+                )
+            )
+        pareto = _pareto(recursive)
         if pareto:
             out.append(
-                f"{problem}: fastest accurate settings (Pareto front of error vs step time, "
-                "exact trace): "
+                f"{problem}: Pareto front of error vs step time (exact trace, recursive): "
                 + "; ".join(
-                    f"{r['solver']} tol {r['tol']:g}: {r['step_ms']:.1f} ms, error {r['error']:.1e}"
+                    f"{r['solver']} tol {r['tol']:g} ({r['step_ms']:.1f} ms, "
+                    f"error {r['error']:.1e})"
                     for r in pareto
                 )
             )
     return out
+
+
+def conclusions(rows: list[dict[str, Any]]) -> list[str]:
+    """The answers a user acts on, computed from the rows."""
+    return sweep_conclusions(rows) + grid_conclusions(rows)
 
 
 def _pareto(rows):
@@ -372,6 +465,55 @@ def _pareto(rows):
             front.append(r)
             best = r["error"]
     return front
+
+
+def _fmt(column: str, value: Any) -> str:
+    if isinstance(value, float):
+        if column in ("tol", "error", "probe_std", "grad_rel_var"):
+            return f"{value:.3g}"
+        return f"{value:.1f}"
+    return str(value)
+
+
+def _table(rows, cols) -> list[str]:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(c, r.get(c, "")) for c in cols) + " |")
+    return lines
+
+
+def _sweep_table(rows) -> list[str]:
+    """The dimension sweep, one line per D: each estimator's step ms / density ms / probe std /
+    gradient relative variance."""
+    by_dim = _sweep_by_dim(rows)
+    ests = [e for e in ESTIMATORS if any(e in v for v in by_dim.values())]
+    if not by_dim:
+        return []
+    cols = ["D"] + [f"{e} {k}" for e in ests for k in ("step", "density", "std", "gvar")]
+    lines = [
+        "",
+        "Dimension sweep (synthetic, tsit5 1e-5, recursive): train step ms / density batch ms / "
+        "probe std of log p / gradient relative variance, per estimator:",
+        "",
+        "| " + " | ".join(cols) + " |",
+        "|" + "---|" * len(cols),
+    ]
+    for d, by_est in by_dim.items():
+        cells = [str(d)]
+        for e in ests:
+            r = by_est.get(e)
+            cells += (
+                [""] * 4
+                if r is None
+                else [
+                    f"{r['step_ms']:.1f}",
+                    f"{r['density_ms']:.1f}",
+                    f"{r['probe_std']:.3g}",
+                    f"{r['grad_rel_var']:.3g}",
+                ]
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_markdown(rows, header: str) -> str:
@@ -389,16 +531,9 @@ def render_markdown(rows, header: str) -> str:
         "error",
         "probe_std",
         "grad_rel_var",
+        "load1",
     ]
-    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = r[c]
-            if isinstance(v, float):
-                v = f"{v:.3g}" if c in ("tol", "error", "probe_std", "grad_rel_var") else f"{v:.1f}"
-            cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [header, "", *_table(rows, cols), *_sweep_table(rows)]
     lines += ["", "Conclusions (computed from the rows above):", ""]
     lines += [f"- {c}" for c in conclusions(rows)]
     return "\n".join(lines) + "\n"
@@ -412,20 +547,43 @@ def plot(rows, out: Path) -> list[Path]:
 
     paths = []
     grid = [r for r in rows if not r["problem"].startswith("synthetic")]
+    problems = sorted({r["problem"] for r in grid})
     if grid:
-        fig, axes = plt.subplots(
-            1, len({r["problem"] for r in grid}), figsize=(6 * 2, 4.5), squeeze=False
+        # Colour: solver; marker: estimator; filled: recursive, hollow: backsolve; line: the
+        # Pareto front of the exact-trace, recursive cells.
+        fig, axes = plt.subplots(1, len(problems), figsize=(6 * len(problems), 4.5), squeeze=False)
+        solvers = sorted({r["solver"] for r in grid})
+        colours = dict(
+            zip(solvers, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False)
         )
-        for ax, problem in zip(axes[0], sorted({r["problem"] for r in grid}), strict=False):
-            for est in ESTIMATORS:
-                pts = [r for r in grid if r["problem"] == problem and r["estimator"] == est]
-                if pts:
-                    ax.scatter(
-                        [r["step_ms"] for r in pts],
-                        [max(r["error"], 1e-9) for r in pts],
-                        label=est,
-                        s=18,
-                    )
+        markers = dict(zip(ESTIMATORS, "osD^", strict=True))
+        for ax, problem in zip(axes[0], problems, strict=True):
+            mine = [r for r in grid if r["problem"] == problem]
+            for r in mine:
+                filled = r["adjoint"] == "recursive"
+                ax.scatter(
+                    r["step_ms"],
+                    max(r["error"], 1e-9),
+                    marker=markers[r["estimator"]],
+                    s=28,
+                    facecolors=colours[r["solver"]] if filled else "none",
+                    edgecolors=colours[r["solver"]],
+                )
+            front = _pareto(
+                [r for r in mine if r["estimator"] == "exact" and r["adjoint"] == "recursive"]
+            )
+            ax.plot(
+                [r["step_ms"] for r in front],
+                [max(r["error"], 1e-9) for r in front],
+                "k--",
+                lw=0.8,
+                label="Pareto front (exact, recursive)",
+            )
+            for solver in solvers:
+                ax.scatter([], [], color=colours[solver], marker="o", label=solver)
+            for est in sorted({r["estimator"] for r in mine}):
+                ax.scatter([], [], color="grey", marker=markers[est], label=est)
+            ax.scatter([], [], facecolors="none", edgecolors="grey", label="backsolve (hollow)")
             ax.set(
                 xscale="log",
                 yscale="log",
@@ -436,28 +594,39 @@ def plot(rows, out: Path) -> list[Path]:
             ax.legend(fontsize=7)
         fig.tight_layout()
         paths.append(out / "cnf_pareto.png")
-        fig.savefig(paths[-1], dpi=120)
+        fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
-    sweep = [r for r in rows if r["problem"].startswith("synthetic")]
-    if sweep:
-        fig, ax = plt.subplots(figsize=(6, 4.5))
-        for est in ESTIMATORS:
-            pts = sorted((r["dim"], r["step_ms"]) for r in sweep if r["estimator"] == est)
-            if pts:
-                ax.plot(*zip(*pts, strict=True), marker="o", label=est)
-        ax.set(
-            xscale="log",
-            yscale="log",
-            xlabel="dimension D",
-            ylabel="train step (ms)",
-            title="cost vs dimension (tsit5, 1e-5)",
+    by_dim = _sweep_by_dim(rows)
+    if by_dim:
+        panels = (
+            ("train step (ms)", lambda r: r["step_ms"]),
+            ("density batch (ms)", lambda r: r["density_ms"]),
+            ("JVPs per density solve", lambda r: r["nfe_forward"] * products_per_evaluation(r)),
         )
-        ax.legend(fontsize=7)
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+        for ax, (label, value) in zip(axes, panels, strict=True):
+            for est in ESTIMATORS:
+                pts = [(d, value(e[est])) for d, e in by_dim.items() if est in e]
+                if pts:
+                    ax.plot(*zip(*pts, strict=True), marker="o", label=est)
+            ax.set_xscale("log", base=2)
+            ax.set(yscale="log", xlabel="dimension D", ylabel=label)
+            ax.legend(fontsize=7)
+        fig.suptitle("cost vs dimension (synthetic field, tsit5 1e-5, recursive)")
         fig.tight_layout()
         paths.append(out / "cnf_dimension.png")
-        fig.savefig(paths[-1], dpi=120)
+        fig.savefig(paths[-1], dpi=100)
         plt.close(fig)
     return paths
+
+
+def _header(batch: int, run: dict[str, Any]) -> str:
+    return (
+        f"CNF solver x trace-estimator grid on {run['backend']} ({run['cpus']} CPUs), batch "
+        f"{batch}, started {run['start']}, {run['wall_s'] / 60:.0f} min; load average (1, 5, 15 "
+        f"min) {run['load_before']} before, {run['load_after']} after (`load1` column: after "
+        f"each cell's timings).\n\n    {run['command']}"
+    )
 
 
 def _parse_args(argv):
@@ -483,6 +652,14 @@ def _parse_args(argv):
     p.add_argument("--data", help="with --field: an .npy file of shape (N, D)")
     p.add_argument("--quick", action="store_true", help="a tiny grid (smoke run)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument(
+        "--render",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="measure nothing: rewrite the table, conclusions and plots of cnf_solvers.json "
+        "files (several: their rows together)",
+    )
     args = p.parse_args(argv)
     if bool(args.field) != bool(args.data):
         p.error("--field and --data go together")
@@ -491,6 +668,8 @@ def _parse_args(argv):
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     args = _parse_args(argv)
+    if args.render:
+        return _render_saved(args.render, args.out)
     cfg = GridConfig(
         problems=tuple(args.problems),
         dims=tuple(args.dims),
@@ -511,19 +690,47 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
         cfg = dataclasses.replace(
             cfg, dims=(2, 8), solvers=("tsit5",), tols=(1e-3,), batch=8, repeats=1, probe_draws=3
         )
-    rows = run_grid(cfg)
+    run = dict(
+        command=" ".join(
+            ["python benchmarks/cnf_solvers.py", *(sys.argv[1:] if argv is None else argv)]
+        ),
+        start=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        load_before=[round(v, 2) for v in os.getloadavg()],
+        cpus=len(os.sched_getaffinity(0)),
+        backend=jax.default_backend(),
+    )
+    start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    header = (
-        f"CNF solver x trace-estimator grid on {jax.default_backend()} "
-        f"({len(os.sched_getaffinity(0))} CPUs), batch {cfg.batch}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    partial = args.out / "cnf_solvers.partial.json"  # the rows so far, should the run stop
+
+    def save_partial(rows):
+        partial.write_text(json.dumps(dict(config=dataclasses.asdict(cfg), run=run, rows=rows)))
+
+    rows = run_grid(cfg, on_row=save_partial)
+    partial.unlink(missing_ok=True)
+    run.update(
+        wall_s=round(time.perf_counter() - start, 1),
+        load_after=[round(v, 2) for v in os.getloadavg()],
     )
-    table = render_markdown(rows, header)
+    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cnf_solvers.json").write_text(
-        json.dumps(dict(config=dataclasses.asdict(cfg), rows=rows), indent=2) + "\n"
+        json.dumps(dict(config=dataclasses.asdict(cfg), run=run, rows=rows), indent=2) + "\n"
     )
+    table = render_markdown(rows, _header(cfg.batch, run))
     (args.out / "cnf_solvers.md").write_text(table)
     plot(rows, args.out)
+    print(table)
+    return rows
+
+
+def _render_saved(paths: Sequence[Path], out: Path) -> list[dict[str, Any]]:
+    saved = [json.loads(path.read_text()) for path in paths]
+    rows = [row for run in saved for row in run["rows"]]
+    out.mkdir(parents=True, exist_ok=True)
+    header = "\n\n".join(_header(run["config"]["batch"], run["run"]) for run in saved)
+    table = render_markdown(rows, header)
+    (out / "cnf_solvers.md").write_text(table)
+    plot(rows, out)
     print(table)
     return rows
 

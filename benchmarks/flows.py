@@ -14,12 +14,18 @@ D_in -> 128 -> 128 -> 2·D_out) trained by maximum likelihood with Adam(1e-3):
                    trainable arrays partitioned out as flowjax's own fit_to_data does).
   MLP floor        the 8 conditioner MLPs alone, chained, with a trivial loss: the compute a
                    coupling flow cannot go below.
+  zuko, nflows     (only when the optional torch extra is installed: `pip install -c
+                   constraints.txt -e '.[torch]'`; skipped otherwise or with --no-torch) the
+                   same flow in PyTorch: zuko.flows.RealNVP, and nflows AffineCouplingTransform
+                   layers with nflows' plain MLP conditioners, each trained by torch.optim.Adam
+                   in eager mode with as many torch threads as the process has cores.
 
-Every step except the trainer's is built by the same `_adam_step` (jit, donated state).
+Every JAX step except the trainer's is built by the same `_adam_step` (jit, donated state).
 Compile time is the first call; then steps are timed round-robin across the models (see
 `benchmarks/_timing.py`) and reported as the median over the repeats.
 
-    python benchmarks/flows.py [--dims 2 64] [--batch 512] [--repeats 7] [--steps N] [--out DIR]
+    python benchmarks/flows.py [--dims 2 64] [--batch 512] [--repeats 7] [--steps N] [--no-torch]
+                               [--out DIR]
 """
 
 from __future__ import annotations
@@ -71,7 +77,10 @@ DISTRAX = "distrax"
 FLOWJAX = "flowjax"
 FLOOR = "MLP floor"
 MODELS = (JGEN_TRAINER, JGEN_PLAIN, DISTRAX, FLOWJAX, FLOOR)
-PEERS = (DISTRAX, FLOWJAX)
+PEERS = (DISTRAX, FLOWJAX)  # the peers the speed-up target is about
+ZUKO = "zuko"
+NFLOWS = "nflows"
+TORCH_MODELS = (ZUKO, NFLOWS)  # optional torch peers: extra rows and ratios
 
 # The issue's targets: jgen at least this much faster than the fastest peer ...
 TARGET_SPEEDUP_OVER_PEERS = 1.25
@@ -95,6 +104,7 @@ class BenchConfig:
     jgen_mask: str = "alternating"
     seed: int = 0
     warm_up: bool = True
+    torch: bool = True  # add the torch peers when torch, zuko and nflows are installed
 
 
 # Model builders: each returns a Workload whose step is (carry) -> (carry, loss). -------------
@@ -318,13 +328,119 @@ def floor_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
     return Workload(FLOOR, step, carry, {"num_params": _num_params(params)})
 
 
+# The torch peers (optional) -------------------------------------------------------------------
+
+
+def torch_available() -> bool:
+    """Whether the optional torch peers can run (torch, zuko and nflows importable)."""
+    try:
+        import nflows  # noqa: F401
+        import torch  # noqa: F401
+        import zuko  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _torch_activation(name: str):
+    """(module constructor, function) of the activation, as JAX's (flax's gelu is the tanh one)."""
+    import torch
+
+    if name == "relu":
+        return torch.nn.ReLU, torch.nn.functional.relu
+    return (
+        lambda: torch.nn.GELU(approximate="tanh"),
+        lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+    )
+
+
+def zuko_model(dim: int, cfg: BenchConfig):
+    """zuko's RealNVP: alternating masks (parity i % 2, as jgen's), conditioner MLPs
+    D_in -> hidden -> 2·D_out, monotonic affine transformer. Call ``model()`` for the flow."""
+    import torch
+    import zuko
+
+    torch.manual_seed(cfg.seed)
+    return zuko.flows.RealNVP(
+        dim,
+        transforms=cfg.num_layers,
+        hidden_features=tuple(cfg.hidden_dims),
+        activation=_torch_activation(cfg.activation)[0],
+    )
+
+
+def nflows_model(dim: int, cfg: BenchConfig):
+    """nflows: AffineCouplingTransform layers (alternating masks) with nflows' plain MLP
+    conditioners (D_in -> hidden -> 2·D_out) in a CompositeTransform over a standard normal."""
+    import torch
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow as NFlow
+    from nflows.nn.nets import MLP as NMLP
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.coupling import AffineCouplingTransform
+
+    torch.manual_seed(cfg.seed)
+    activation = _torch_activation(cfg.activation)[1]
+
+    class Conditioner(torch.nn.Module):  # nflows' MLP; the coupling also passes a context
+        def __init__(self, num_in, num_out):
+            super().__init__()
+            self.net = NMLP((num_in,), (num_out,), list(cfg.hidden_dims), activation=activation)
+
+        def forward(self, x, context=None):
+            return self.net(x)
+
+    # mask > 0: transformed. Layer i leaves parity i % 2 unchanged, as jgen's 'alternating'.
+    layers = [
+        AffineCouplingTransform(torch.as_tensor(np.arange(dim) % 2 != i % 2).int(), Conditioner)
+        for i in range(cfg.num_layers)
+    ]
+    return NFlow(CompositeTransform(layers), StandardNormal([dim]))
+
+
+def _torch_workload(name: str, dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
+    import torch
+
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
+    model = {ZUKO: zuko_model, NFLOWS: nflows_model}[name](dim, cfg)
+    log_prob = (lambda x: model().log_prob(x)) if name == ZUKO else model.log_prob
+    data = torch.from_numpy(np.array(batch))  # a writable host copy
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+
+    def step(carry):
+        optimizer.zero_grad()
+        loss = -log_prob(data).mean()
+        loss.backward()
+        optimizer.step()
+        return carry, loss.item()  # a host float: the step has finished (torch CPU is eager)
+
+    num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return Workload(name, step, 0, {"num_params": int(num_params)})
+
+
+def zuko_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
+    return _torch_workload(ZUKO, dim, batch, cfg)
+
+
+def nflows_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
+    return _torch_workload(NFLOWS, dim, batch, cfg)
+
+
 BUILDERS = {
     JGEN_TRAINER: jgen_trainer_workload,
     JGEN_PLAIN: jgen_plain_workload,
     DISTRAX: distrax_workload,
     FLOWJAX: flowjax_workload,
     FLOOR: floor_workload,
+    ZUKO: zuko_workload,
+    NFLOWS: nflows_workload,
 }
+
+
+def models(cfg: BenchConfig) -> tuple[str, ...]:
+    """The models this configuration runs: the JAX ones, and the torch peers when asked for and
+    installed."""
+    return MODELS + (TORCH_MODELS if cfg.torch and torch_available() else ())
 
 
 # Running and reporting -----------------------------------------------------------------------
@@ -332,6 +448,7 @@ BUILDERS = {
 
 def _versions() -> dict[str, str]:
     names = ("jax", "jaxlib", "flax", "optax", "distrax", "flowjax", "equinox", "numpy")
+    names += ("torch", "zuko", "nflows")
     out = {"python": platform.python_version()}
     for name in names:
         try:
@@ -364,7 +481,7 @@ def _load() -> list[float] | None:
 def _bench_dim(dim: int, cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
     data = jax.random.normal(jax.random.PRNGKey(cfg.seed + 1), (cfg.batch, dim), jnp.float32)
     workloads, compile_s = [], {}
-    for name in MODELS:
+    for name in models(cfg):
         w = BUILDERS[name](dim, data, cfg)
         compile_s[name] = time_first_call(w)
         log(f"  D={dim} {name}: first call (trace + compile + 1 step) {compile_s[name]:.2f} s")
@@ -406,7 +523,9 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
     ms = {row["model"]: row["median_ms_per_step"] for row in rows}
     for row in rows:
         row["jgen_speedup"] = (
-            row["median_ms_per_step"] / ms[JGEN_TRAINER] if row["model"] in PEERS else None
+            row["median_ms_per_step"] / ms[JGEN_TRAINER]
+            if row["model"] in PEERS + TORCH_MODELS
+            else None
         )
         row["time_over_floor"] = row["median_ms_per_step"] / ms[FLOOR]
 
@@ -437,6 +556,34 @@ def _targets(rows: list[dict[str, Any]], dims: Sequence[int]) -> list[dict[str, 
 
 def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
+
+
+def _torch_lines(result: dict[str, Any]) -> list[str]:
+    """The torch peers' ratios (peer time / jgen trainer time), or why they were skipped."""
+    if result.get("torch_skipped"):
+        return ["", f"Torch peers (zuko, nflows) skipped: {result['torch_skipped']}."]
+    versions = result["environment"]["versions"]
+    lines = [
+        "",
+        f"Torch peers (torch {versions['torch']}, zuko {versions['zuko']}, nflows "
+        f"{versions['nflows']}; {result['environment']['cpu_count']} CPUs, eager mode):",
+        "",
+    ]
+    for r in result["rows"]:
+        if r["model"] in TORCH_MODELS:
+            lines.append(
+                f"- D={r['dim']}, {r['model']} / jgen (trainer) = {r['jgen_speedup']:.2f}× wall, "
+                f"{r['median_cpu_ms_per_step'] / _cpu_ms(result, r['dim']):.2f}× CPU time"
+            )
+    return lines
+
+
+def _cpu_ms(result: dict[str, Any], dim: int) -> float:
+    return next(
+        r["median_cpu_ms_per_step"]
+        for r in result["rows"]
+        if r["model"] == JGEN_TRAINER and r["dim"] == dim
+    )
 
 
 def render_markdown(result: dict[str, Any]) -> str:
@@ -475,6 +622,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{t['speedup_over_fastest_peer']:.2f}× → {'MET' if t['speedup_met'] else 'NOT MET'}; "
             f"time / floor {t['time_over_floor']:.2f}× → {'MET' if t['floor_met'] else 'NOT MET'}"
         )
+    lines += _torch_lines(result)
     lines += [
         "",
         "Notes:",
@@ -491,6 +639,10 @@ def render_markdown(result: dict[str, Any]) -> str:
         "- jgen and distrax bound the log-scale as scale·tanh(raw) with a learnable scale vector; "
         "the floor is the 8 conditioner MLPs alone (chained, loss Σ mean(out²)), which a "
         "coupling flow cannot be faster than.",
+        "- zuko and nflows (torch, eager, optional) have the same layers, masks and conditioner "
+        "sizes; their affine transformers bound the scale differently (zuko: a monotonic affine "
+        "with a bounded log-scale; nflows: sigmoid(raw + 2) + 1e-3). Their compile s is the "
+        "first step (no compilation). The speed-up target is about the JAX peers only.",
         "- compile s: the first call (tracing, compilation and one step), after a warm-up of "
         "every library on a tiny model so that no model pays JAX's one-time start-up costs.",
         "- ms/step is wall time (the median over the repeats; ratios use it). CPU ms/step is the "
@@ -504,10 +656,10 @@ def render_markdown(result: dict[str, Any]) -> str:
 def _warm_up(cfg: BenchConfig) -> None:
     """Run every builder once on a tiny model, so JAX's and each library's one-time costs (backend
     start-up, first compilations of small helper ops) are not charged to the first model timed."""
-    tiny = BenchConfig(num_layers=1, hidden_dims=(4,), activation=cfg.activation)
+    tiny = BenchConfig(num_layers=1, hidden_dims=(4,), activation=cfg.activation, torch=cfg.torch)
     data = jnp.ones((2, 2), jnp.float32)
-    for build in BUILDERS.values():
-        build(2, data, tiny).advance(2)
+    for name in models(cfg):
+        BUILDERS[name](2, data, tiny).advance(2)
 
 
 def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -526,7 +678,17 @@ def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[
         "wall_s": time.perf_counter() - start,
         "rows": rows,
         "targets": _targets(rows, cfg.dims),
+        "torch_skipped": _torch_skipped(cfg),
     }
+
+
+def _torch_skipped(cfg: BenchConfig) -> str | None:
+    """Why the torch peers did not run (None when they did)."""
+    if not cfg.torch:
+        return "--no-torch"
+    if not torch_available():
+        return "torch, zuko or nflows not installed (pip install -c constraints.txt -e '.[torch]')"
+    return None
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -543,6 +705,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--target-seconds", type=float, default=1.0)
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--jgen-mask", choices=("alternating", "half"), default="alternating")
+    p.add_argument("--no-torch", action="store_true", help="leave out the torch peers")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument(
         "--quick",
@@ -561,6 +724,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         target_seconds=args.target_seconds,
         activation=args.activation,
         jgen_mask=args.jgen_mask,
+        torch=not args.no_torch,
     )
     if args.quick:
         cfg = BenchConfig(
@@ -573,6 +737,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
             activation=cfg.activation,
             jgen_mask=cfg.jgen_mask,
             warm_up=False,
+            torch=cfg.torch,
         )
     if min(cfg.dims) < 2 or cfg.batch < 1 or cfg.repeats < 1 or (cfg.steps or 1) < 1:
         raise SystemExit(f"invalid settings: {cfg}")

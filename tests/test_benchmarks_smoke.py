@@ -1,10 +1,12 @@
 """Smoke test of benchmarks/flows.py: the quick settings run and report every model; the distrax
-peer computes the same log-density as jgen's RealNVP. Nothing timed is asserted."""
+peer computes the same log-density as jgen's RealNVP; the optional torch peers (zuko, nflows;
+skipped without torch) compute a valid change of variables. Nothing timed is asserted."""
 
 import json
 
 import jax
 import numpy as np
+import pytest
 
 from benchmarks import flows
 from jgen.distributions import Flow
@@ -17,8 +19,10 @@ def test_quick_run_reports_every_model_and_dim(tmp_path):
     assert result["config"]["batch"] == 16
     assert result["config"]["repeats"] == 1
     assert result["config"]["steps"] == 2
+    models = flows.MODELS + (flows.TORCH_MODELS if flows.torch_available() else ())
+    assert (result["torch_skipped"] is None) == flows.torch_available()
     rows = {(r["model"], r["dim"]): r for r in result["rows"]}
-    assert set(rows) == {(m, d) for m in flows.MODELS for d in dims}
+    assert set(rows) == {(m, d) for m in models for d in dims}
     for row in rows.values():
         assert len(row["repeat_ms_per_step"]) == 1
         assert row["median_ms_per_step"] > 0 and row["num_params"] > 0
@@ -33,11 +37,50 @@ def test_quick_run_reports_every_model_and_dim(tmp_path):
         (d, j) for d in dims for j in (flows.JGEN_TRAINER, flows.JGEN_PLAIN)
     }
 
+    for model in set(models) & set(flows.TORCH_MODELS):
+        for d in dims:  # the same conditioner sizes as the floor's MLPs
+            assert rows[(model, d)]["num_params"] == rows[(flows.FLOOR, d)]["num_params"]
+            assert rows[(model, d)]["jgen_speedup"] > 0
+
     saved = json.loads((tmp_path / "flows.json").read_text())
-    assert len(saved["rows"]) == len(flows.MODELS) * len(dims)
+    assert len(saved["rows"]) == len(models) * len(dims)
     table = (tmp_path / "flows.md").read_text()
-    for model in flows.MODELS:
+    for model in models:
         assert table.count(f"| {model} |") == len(dims)
+
+
+@pytest.mark.parametrize("name", ["zuko", "nflows"])
+def test_torch_peer_log_prob_is_a_change_of_variables(name):
+    """The torch peer's log p(x) = log N(f(x); 0, I) + log|det ∂f/∂x| for its normalising map f,
+    with the determinant from the autodiff Jacobian (random weights: not the identity)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("zuko")
+    pytest.importorskip("nflows")
+    dim = 4
+    cfg = flows.BenchConfig(num_layers=3, hidden_dims=(8, 8))
+    model = {"zuko": flows.zuko_model, "nflows": flows.nflows_model}[name](dim, cfg)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(0.5 * torch.randn_like(param))
+    x = torch.randn(5, dim, dtype=torch.float64)
+    model = model.double()
+    if name == "zuko":
+        flow = model()
+        log_prob, to_base = flow.log_prob(x), flow.transform
+    else:
+        log_prob = model.log_prob(x)
+
+        def to_base(v):
+            return model._transform(v)[0]
+
+    for i in range(len(x)):
+        z = to_base(x[i : i + 1])[0]
+        jac = torch.autograd.functional.jacobian(lambda v: to_base(v[None])[0], x[i])
+        base = -0.5 * (z**2).sum() - 0.5 * dim * np.log(2 * np.pi)
+        by_hand = base + torch.linalg.slogdet(jac)[1]
+        assert abs(by_hand.item() - log_prob[i].item()) < 1e-8
+    base = -0.5 * (x**2).sum(-1) - 0.5 * dim * np.log(2 * np.pi)
+    assert not torch.allclose(log_prob.detach(), base, atol=1e-3)  # not the identity
 
 
 def _distrax_params_from_jgen(jgen_params, dim: int, num_layers: int):
@@ -113,3 +156,38 @@ def test_cnf_benchmark_models_are_the_same_function():
     base = -0.5 * np.sum(x**2, axis=-1) - np.log(2 * np.pi)
     assert not np.allclose(jgen_lp, base, atol=1e-3)  # the flow is not the identity
     np.testing.assert_allclose(hand_lp, jgen_lp, rtol=1e-4, atol=1e-4)
+
+
+def test_cnf_grid_conclusions_from_rows():
+    """benchmarks/cnf_solvers.py's computed answers, on made-up rows (nothing is run): the
+    Hutchinson crossover dimension, the cost slopes in D and the error-time Pareto front."""
+    from benchmarks import cnf_solvers
+
+    def row(problem, dim, estimator, step_ms, **kw):
+        base = dict(problem=problem, dim=dim, batch=4, solver="tsit5", tol=1e-5)
+        base.update(adjoint="recursive", estimator=estimator, nfe_forward=10.0)
+        base.update(density_ms=step_ms / 4, step_ms=step_ms, compile_s=1.0, temp_mib=1.0)
+        base.update(error=0.0, probe_std=0.0, grad_rel_var=0.0)
+        return {**base, **kw}
+
+    dims = (2, 4, 8, 16)
+    rows = [row(f"synthetic D={d}", d, "exact", 2.0 * d) for d in dims]
+    rows += [row(f"synthetic D={d}", d, "hutchinson-rademacher", 10.0) for d in dims]
+    toy = "toy"
+    rows += [
+        row(toy, 2, "exact", 5.0, tol=1e-3, error=1e-2),
+        row(toy, 2, "exact", 9.0, tol=1e-5, error=1e-6),
+        row(toy, 2, "exact", 7.0, tol=1e-3, error=1e-1, solver="dopri5"),  # dominated
+        row(toy, 2, "exact", 30.0, tol=1e-3, error=1e-2, adjoint="backsolve", temp_mib=8.0),
+        row(toy, 2, "exact", 45.0, tol=1e-5, error=1e-6, adjoint="backsolve", temp_mib=8.0),
+    ]
+    text = "\n".join(cnf_solvers.conclusions(rows))
+    assert "hutchinson-rademacher vs exact, train step: faster from D = 8 on" in text
+    assert "exact: from D = 2 to D = 16 (x8) the train step went 4.0 -> 32.0 ms (log-log " in text
+    assert "slope 1.00)" in text and "JVPs per solve 20 -> 160 (slope 1.00)" in text
+    assert "recursive checkpointing 1.0 MiB vs backsolve 8.0 MiB" in text
+    assert "backsolve's step took 5.0-6.0x recursive's time" in text
+    assert "Pareto front of error vs step time (exact trace, recursive): tsit5 tol 0.001 " in text
+    assert "dopri5 tol" not in text.split("Pareto front")[1]
+    table = cnf_solvers.render_markdown(rows, "header")
+    assert table.count("| synthetic D=") == len(rows) - 5
