@@ -124,7 +124,7 @@ def density_figures(
             samples = np.asarray(
                 objective.sample(state.eval_params, state.model_state, key, num_samples)
             )
-            limit = float(np.ceil(np.percentile(np.abs(dataset.test), 99.5) + 0.5))
+            limit = plotting.plot_limit(dataset.test)
             params = state.eval_params
             log_prob = jax.jit(lambda x: objective.log_prob(params, state.model_state, x)[0])
             grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)

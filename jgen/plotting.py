@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["density_grid", "grid_integral", "plot_2d", "plot_images"]
+__all__ = ["density_grid", "grid_integral", "plot_2d", "plot_images", "plot_limit"]
 
 
 def save_figure(fig, path: str | Path, title: str = "") -> Path:
@@ -23,6 +23,12 @@ def save_figure(fig, path: str | Path, title: str = "") -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_limit(data: np.ndarray) -> float:
+    """Half-width of the square window of a 2-D figure: the 99.5th percentile of |data|,
+    plus a margin of 0.5, rounded up to an integer (so outliers do not shrink the plot)."""
+    return float(np.ceil(np.percentile(np.abs(np.asarray(data)), 99.5) + 0.5))
 
 
 def density_grid(

@@ -86,7 +86,7 @@ def _figure_settings(config: ConfigDict) -> tuple[int, int]:
 
 def _toy_figure(workdir: Path, dataset: Dataset, samples, log_prob, *, name, resolution, extra):
     """Samples and density on a grid; the grid integral goes to density.json."""
-    limit = float(np.ceil(np.percentile(np.abs(dataset.test), 99.5) + 0.5))
+    limit = plotting.plot_limit(dataset.test)
     grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)
     integral = plotting.grid_integral(grid[2], limit=limit)
     info = {"grid_limit": limit, "density_integral": integral, **extra}

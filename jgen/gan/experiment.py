@@ -123,7 +123,7 @@ def _figures(gan: GAN, dataset: Dataset, name: str, num_eval: int, digit_metrics
             gan.sample(state.eval_params, state.model_state, key, num_eval, labels)
         )
         if dataset.event_shape == (2,):
-            limit = float(np.ceil(np.percentile(np.abs(dataset.test), 99.5) + 0.5))
+            limit = plotting.plot_limit(dataset.test)
             metrics: dict[str, Any] = {}
             if dataset.name in MIXTURES:
                 centres, std = mixture_modes(dataset.name)

@@ -61,17 +61,20 @@ def mode_statistics(
     nearest, distance = np.argmin(d2, axis=1), np.sqrt(np.min(d2, axis=1))
     good = distance <= 3.0 * std
     counts = np.bincount(nearest[good], minlength=len(centres))
-    if counts.sum() == 0:
-        reverse_kl = float("inf")
-    else:
-        q = counts / counts.sum()
-        nonzero = q > 0
-        reverse_kl = float(np.sum(q[nonzero] * np.log(len(centres) * q[nonzero])))
     return {
         "modes": int(np.sum(counts >= min_count)),
         "high_quality": float(np.mean(good)),
-        "reverse_kl": reverse_kl,
+        "reverse_kl": _kl_to_uniform(counts),
     }
+
+
+def _kl_to_uniform(counts: np.ndarray) -> float:
+    """KL(q ‖ uniform) of the histogram ``counts`` (q = counts / total; inf for no counts)."""
+    if counts.sum() == 0:
+        return float("inf")
+    q = counts / counts.sum()
+    nonzero = q > 0
+    return float(np.sum(q[nonzero] * np.log(len(counts) * q[nonzero])))
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -164,14 +167,14 @@ def digits_sample_metrics(
     if reference is None:
         reference = load_dataset("digits").test
     predicted = np.asarray(classifier.predict(samples))
-    share = np.bincount(predicted, minlength=10) / len(predicted)
-    nonzero = share > 0
+    counts = np.bincount(predicted, minlength=10)
+    share = counts / len(predicted)
     metrics = {
         "frechet_distance": frechet_distance(
             np.asarray(classifier.features(samples)), np.asarray(classifier.features(reference))
         ),
         "classes_covered": int(np.sum(share >= 0.05)),
-        "class_reverse_kl": float(np.sum(share[nonzero] * np.log(10 * share[nonzero]))),
+        "class_reverse_kl": _kl_to_uniform(counts),
     }
     if labels is not None:
         metrics["intended_class_accuracy"] = float(np.mean(predicted == np.asarray(labels)))
