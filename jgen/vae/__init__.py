@@ -9,6 +9,7 @@ from jgen.vae.bounds import (
     diagonal_normal_entropy,
     diagonal_normal_kl,
     importance_weighted_bound,
+    importance_weighted_bounds,
     standard_normal_log_prob,
 )
 from jgen.vae.helmholtz import HelmholtzMachine, HelmholtzObjective
@@ -39,6 +40,7 @@ __all__ = [
     "dynamic_binarize",
     "fixed_binarize",
     "importance_weighted_bound",
+    "importance_weighted_bounds",
     "make_likelihood",
     "standard_normal_log_prob",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "diagonal_normal_entropy",
     "diagonal_normal_kl",
     "importance_weighted_bound",
+    "importance_weighted_bounds",
     "sample_keys",
     "standard_normal_log_prob",
 ]
@@ -68,20 +69,48 @@ def importance_weighted_bound(
     same value up to rounding.
     """
     num_samples = check_int(num_samples, "num_samples", minimum=1, owner="IWAE")
+    return importance_weighted_bounds(log_weights, key, (num_samples,), chunk_size=chunk_size)[
+        num_samples
+    ]
+
+
+def importance_weighted_bounds(
+    log_weights: Callable[[Array], Array],
+    key: PRNGKey,
+    ks,
+    *,
+    chunk_size: int = 100,
+) -> dict[int, Array]:
+    """IWAE_k for every k of ``ks`` from one pass over max(ks) samples: IWAE_k uses samples
+    0..k−1 (fold_in(key, j)), so each bound is a prefix of the same running log-sum-exp (the
+    values equal separate `importance_weighted_bound` calls up to rounding)."""
+    ks = sorted({check_int(k, "every k", minimum=1, owner="IWAE") for k in ks})
+    if not ks:
+        raise ValueError("IWAE: expected at least one k, got none")
     chunk_size = check_int(chunk_size, "chunk_size", minimum=1, owner="IWAE")
-    chunk = min(chunk_size, num_samples)
-    num_full, rest = divmod(num_samples, chunk)
+    bounds, total, done = {}, None, 0
+    for k in ks:
+        part = _logsumexp_of_samples(log_weights, key, done, k - done, chunk_size)
+        total = part if total is None else jnp.logaddexp(total, part)
+        bounds[k], done = total - math.log(k), k
+    return bounds
 
-    def chunk_logsumexp(start, count: int) -> Array:
-        return jax.nn.logsumexp(log_weights(sample_keys(key, start, count)), axis=0)
 
-    total = chunk_logsumexp(0, chunk)
+def _logsumexp_of_samples(log_weights, key, start: int, count: int, chunk_size: int) -> Array:
+    """log Σ_{j=start}^{start+count−1} w_j, ``chunk_size`` samples at a time (a scan)."""
+    chunk = min(chunk_size, count)
+    num_full, rest = divmod(count, chunk)
+
+    def chunk_logsumexp(first, size: int) -> Array:
+        return jax.nn.logsumexp(log_weights(sample_keys(key, first, size)), axis=0)
+
+    total = chunk_logsumexp(start, chunk)
     if num_full > 1:
 
         def body(acc, i):
-            return jnp.logaddexp(acc, chunk_logsumexp(i * chunk, chunk)), None
+            return jnp.logaddexp(acc, chunk_logsumexp(start + i * chunk, chunk)), None
 
         total, _ = jax.lax.scan(body, total, jnp.arange(1, num_full))
     if rest:
-        total = jnp.logaddexp(total, chunk_logsumexp(num_full * chunk, rest))
-    return total - math.log(num_samples)
+        total = jnp.logaddexp(total, chunk_logsumexp(start + num_full * chunk, rest))
+    return total

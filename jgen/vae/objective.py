@@ -35,6 +35,7 @@ from jgen.vae.bounds import (
     diagonal_normal_entropy,
     diagonal_normal_kl,
     importance_weighted_bound,
+    importance_weighted_bounds,
     standard_normal_log_prob,
 )
 from jgen.vae.likelihoods import Likelihood
@@ -148,14 +149,14 @@ class LatentVariableObjective:
         )
 
     def _iwae_metrics(self, params, x_in, target, key) -> dict[str, Array]:
-        metrics = {}
-        for k in self.iwae_k:
-            metrics[f"iwae_{k}"] = importance_weighted_bound(
-                lambda keys: self._log_weights(params, x_in, target, keys),
-                key,
-                k,
-                chunk_size=self.chunk_size,
-            )
+        """IWAE-k for every k of ``iwae_k``, from one pass over the largest k's samples."""
+        bounds = importance_weighted_bounds(
+            lambda keys: self._log_weights(params, x_in, target, keys),
+            key,
+            self.iwae_k,
+            chunk_size=self.chunk_size,
+        )
+        metrics = {f"iwae_{k}": bound for k, bound in bounds.items()}
         metrics["nll"] = -metrics[f"iwae_{self.iwae_k[-1]}"]
         return metrics
 

@@ -144,6 +144,24 @@ def test_chunked_iwae_equals_unchunked(trained, digits):
                                    rtol=1e-5, atol=1e-4)  # fmt: skip
 
 
+def test_iwae_bounds_for_several_k_are_prefixes_of_one_pass():
+    from jgen.vae import importance_weighted_bound, importance_weighted_bounds
+    from jgen.vae.bounds import sample_keys
+
+    def log_weights(keys):  # (len(keys), 3): sample j's weights depend only on its key
+        return jax.vmap(lambda k: 2.0 * jax.random.normal(k, (3,)))(keys)
+
+    key = jax.random.PRNGKey(3)
+    every = np.asarray(log_weights(sample_keys(key, 0, 7)), np.float64)
+    bounds = importance_weighted_bounds(log_weights, key, (7, 1, 4), chunk_size=3)
+    assert sorted(bounds) == [1, 4, 7]
+    for k, bound in bounds.items():
+        exact = np.log(np.mean(np.exp(every[:k]), axis=0))
+        np.testing.assert_allclose(bound, exact, rtol=1e-5, atol=1e-5)
+        alone = importance_weighted_bound(log_weights, key, k, chunk_size=2)
+        np.testing.assert_allclose(bound, alone, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("kind, amortized", [("planar", True), ("radial", False)])
 def test_flow_posterior_density_is_the_change_of_variables(digits, kind, amortized):
     objective = _objective(posterior_flow=kind, num_flows=3, amortized=amortized)
