@@ -30,9 +30,11 @@ Carry = tuple[tuple[Array, Array], ...]  # one LSTM (c, h) per layer, each (B, h
 
 
 def sequence_lengths(tokens: Array) -> Array:
-    """Position of the first ``PAD`` of each row of ``(B, L)`` tokens, ``L`` if there is none."""
+    """Position of the first ``PAD`` of each row of ``(B, L)`` tokens, ``L`` if there is none
+    (a numpy array for numpy input: host-side checks stay on the host)."""
+    xp = np if isinstance(tokens, np.ndarray) else jnp
     is_pad = tokens == PAD
-    return jnp.where(is_pad.any(-1), jnp.argmax(is_pad, -1), tokens.shape[-1])
+    return xp.where(is_pad.any(-1), xp.argmax(is_pad, -1), tokens.shape[-1])
 
 
 def target_tokens(target: Array) -> tuple[Array, Array, Array]:
@@ -81,7 +83,7 @@ def check_tokens(tokens: Any, name: str, *, vocab_size: int, max_length: int) ->
             f"{name}: expected content ids >= {NUM_SPECIAL_TOKENS} padded with PAD={PAD}, got the "
             f"special id {special.flat[0]} (BOS={BOS}, EOS={EOS} are added by the model)"
         )
-    lengths = np.asarray(sequence_lengths(jnp.asarray(ids)))
+    lengths = sequence_lengths(ids)
     after_pad = np.arange(ids.shape[1])[None, :] >= lengths[:, None]
     if np.any(after_pad & (ids != PAD)):
         row = int(np.argmax(np.any(after_pad & (ids != PAD), axis=1)))
