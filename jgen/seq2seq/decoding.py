@@ -207,12 +207,14 @@ def _beam_search(model, params, source, beam_size, length_penalty):
     # Sources with no finished hypothesis return their unfinished beams (length T + 1).
     any_done = jnp.isfinite(s["done_score"][:, :1])
     alive_length = jnp.full((batch, k), steps, jnp.int32)
-    return (
-        jnp.where(any_done[..., None], s["done_tokens"], s["alive_tokens"]),
-        jnp.where(any_done, s["done_log_prob"], s["alive_log_prob"]),
-        jnp.where(any_done, s["done_length"], alive_length),
-        jnp.where(any_done, jnp.isfinite(s["done_score"]), False),
-    )
+    log_prob = jnp.where(any_done, s["done_log_prob"], s["alive_log_prob"])
+    length = jnp.where(any_done, s["done_length"], alive_length)
+    finished = jnp.where(any_done, jnp.isfinite(s["done_score"]), False)
+    tokens = jnp.where(any_done[..., None], s["done_tokens"], s["alive_tokens"])
+    # Best first: finished before unfinished, then by normalised score.
+    score = normalized_score(log_prob, length, length_penalty)
+    order = jnp.lexsort((-score, ~finished), axis=1)
+    return Decoded(*(_take(a, order) for a in (tokens, log_prob, length, finished)))
 
 
 def beam_search(
@@ -233,12 +235,7 @@ def beam_search(
     if not length_penalty >= 0:
         raise ValidationError(f"length_penalty: expected a number >= 0, got {length_penalty!r}")
     _check_source(model, source)
-    tokens, log_prob, length, finished = _beam_search(
-        model, params, source, beam_size, jnp.float32(length_penalty)
-    )
-    score = normalized_score(log_prob, length, length_penalty)
-    order = jnp.lexsort((-score, ~finished), axis=1)
-    beams = Decoded(*(_take(a, order) for a in (tokens, log_prob, length, finished)))
+    beams = _beam_search(model, params, source, beam_size, jnp.float32(length_penalty))
     if return_beams:
         return beams
     return Decoded(*(a[:, 0] for a in beams))
