@@ -124,10 +124,9 @@ def _join_distributed(args) -> None:
 
 def _cmd_train(args) -> int:
     _join_distributed(args)
-    import jax
-
     from jgen.config import ConfigError, load_experiment_config
     from jgen.experiment import config_to_dict
+    from jgen.parallel import is_primary
     from jgen.train import fit
     from jgen.train.loop import training_mesh
 
@@ -151,7 +150,7 @@ def _cmd_train(args) -> int:
         summary["members"] = result.member_eval_metrics
     if result.stopped_early:
         summary["stopped_early"] = result.stopped_early
-    if jax.process_index() == 0:
+    if is_primary():
         print(json.dumps(summary))
     return 1 if result.stopped_early else 0
 

@@ -70,7 +70,10 @@ def test_sample_writes_array(trained_run, tmp_path, capsys):
             ["train", "realnvp_2d:moons", "train.num_seeds=2", "train.learning_rate_scales=(1,2)"],
             "not both",
         ),
-        (["train", "realnvp_2d:moons", "train.learning_rate_scales=(1,-2)"], "positive numbers"),
+        (
+            ["train", "realnvp_2d:moons", "train.learning_rate_scales=(1,-2)"],
+            "every learning_rate_scales value must be a positive number, got -2",
+        ),
         (
             "train realnvp_2d:moons --coordinator-address nohost --num-processes 2 "
             "--process-id 0".split(),

@@ -14,6 +14,7 @@ Each process holds only its own rows of every global batch (`jgen.data.BatchStre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -21,6 +22,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jgen.typing import PyTree
+from jgen.validation import check_int
 
 __all__ = [
     "DATA_AXIS",
@@ -41,9 +43,7 @@ def data_mesh(devices: Sequence[jax.Device] | None = None, *, num_devices: int =
     multi-host run every process must contribute its devices).
     """
     devices = list(jax.devices() if devices is None else devices)
-    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 0:
-        raise ValueError(f"num_devices must be an int >= 0 (0: all), got {num_devices!r}")
-    if num_devices:
+    if check_int(num_devices, "num_devices (0: all)", minimum=0):
         if num_devices > len(devices):
             raise ValueError(
                 f"num_devices={num_devices} but only {len(devices)} devices are available"
@@ -69,6 +69,7 @@ def replicated_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
+@functools.lru_cache(maxsize=8)  # called for every batch: computed once per mesh
 def _process_layout(mesh: Mesh) -> tuple[int, int]:
     """(index, count) of this process among the processes owning the mesh's devices."""
     owners = sorted({d.process_index for d in mesh.devices.flat})

@@ -42,7 +42,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jgen.data import BatchStream, Dataset, eval_batches
-from jgen.parallel.distributed import agree, barrier
+from jgen.parallel.distributed import agree, barrier, is_primary
 from jgen.parallel.mesh import data_mesh, local_rows, replicated_sharding, shard_batch
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
 from jgen.train.members import member_state, stack_states, with_member_scale
@@ -53,7 +53,7 @@ from jgen.train.step import (
     make_train_step,
     player_schedule,
 )
-from jgen.validation import check_dataset
+from jgen.validation import check_dataset, check_number
 
 __all__ = [
     "FitResult",
@@ -61,7 +61,6 @@ __all__ = [
     "TrainConfig",
     "dataset_arrays",
     "evaluate_dataset",
-    "evaluate_members",
     "fit",
     "initial_run_state",
     "initial_state",
@@ -120,12 +119,10 @@ class TrainConfig:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
         scales = self.learning_rate_scales
-        if not isinstance(scales, tuple | list) or not all(
-            isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in scales
-        ):
-            raise ValueError(
-                f"learning_rate_scales must be a tuple of positive numbers, got {scales!r}"
-            )
+        if not isinstance(scales, tuple | list):
+            raise TypeError(f"learning_rate_scales must be a tuple of numbers, got {scales!r}")
+        for value in scales:
+            check_number(value, "every learning_rate_scales value", owner="TrainConfig")
         object.__setattr__(self, "learning_rate_scales", tuple(float(v) for v in scales))
         if scales and self.num_seeds > 1:
             raise ValueError(
@@ -167,29 +164,13 @@ def evaluate_dataset(
     mesh=None,
 ) -> dict[str, float]:
     """Exact means over every example of ``arrays`` of the per-example metrics of ``eval_step``."""
-    sums = _metric_means(eval_step, state, arrays, batch_size=batch_size, key=key, mesh=mesh)
-    return {name: float(value) for name, value in sums.items()}
-
-
-def evaluate_members(
-    eval_step: Callable,
-    state: TrainState,
-    arrays: dict[str, np.ndarray],
-    *,
-    batch_size: int,
-    keys: jax.Array,
-    mesh=None,
-) -> list[dict[str, float]]:
-    """`evaluate_dataset` for a stacked state (``eval_step`` of ``make_eval_step(...,
-    members=True)``, one eval key per member in ``keys``): one dict of means per member."""
-    means = _metric_means(
-        eval_step, state, arrays, batch_size=batch_size, key=keys, mesh=mesh, members=len(keys)
-    )
-    return [{name: float(v[k]) for name, v in means.items()} for k in range(len(keys))]
+    means = _metric_means(eval_step, state, arrays, batch_size=batch_size, key=key, mesh=mesh)
+    return {name: float(value) for name, value in means.items()}
 
 
 def _metric_means(eval_step, state, arrays, *, batch_size, key, mesh, members=None):
-    """Per-metric means over the examples: scalars, or (K,) arrays with ``members = K``."""
+    """Per-metric means over the examples: scalars, or (K,) arrays with ``members = K`` (a
+    stacked state, ``eval_step`` of ``make_eval_step(..., members=True)``, one key per member)."""
     n = len(next(iter(arrays.values())))
     if n == 0:
         raise ValueError("cannot evaluate on an empty split")
@@ -198,12 +179,12 @@ def _metric_means(eval_step, state, arrays, *, batch_size, key, mesh, members=No
     batch_size = min(batch_size, n if mesh is None else math.ceil(n / mesh.size) * mesh.size)
     expected = (batch_size,) if members is None else (members, batch_size)
     fold = jax.random.fold_in if members is None else jax.vmap(jax.random.fold_in, (0, None))
+    # This process's rows of every batch only; the metrics come back replicated, for every row.
+    rows = None if mesh is None else local_rows(batch_size, mesh)
     sums: dict[str, np.ndarray] = {}
     for i, (batch, mask) in enumerate(eval_batches(arrays, batch_size, pad=True)):
         weight = mask.astype(np.float64)
         if mesh is not None:
-            # This process's rows only; the metrics come back replicated, for every row.
-            rows = local_rows(batch_size, mesh)
             batch = shard_batch(jax.tree.map(lambda x, rows=rows: x[rows], batch), mesh)
         per_example = jax.device_get(eval_step(state, batch, fold(key, i)))
         for name, values in per_example.items():
@@ -402,7 +383,7 @@ def fit(
     levels in range, batch_size <= the train split).
     """
     check_dataset(dataset, batch_size=config.batch_size)
-    primary = jax.process_index() == 0
+    primary = is_primary()
     workdir = None if workdir is None else Path(workdir)
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -461,9 +442,12 @@ def fit(
         nonlocal member_metrics
         common = dict(batch_size=config.eval_batch_size, mesh=mesh)
         if members:
-            member_metrics = evaluate_members(
-                eval_step, state, test_arrays, keys=eval_key, **common
+            means = _metric_means(
+                eval_step, state, test_arrays, key=eval_key, members=len(eval_key), **common
             )
+            member_metrics = [
+                {name: float(v[k]) for name, v in means.items()} for k in range(len(eval_key))
+            ]
             metrics = _member_summary(member_metrics)
             record = {"step": step, "split": "test", **metrics, "members": member_metrics}
         else:

@@ -25,9 +25,7 @@ import optax
 
 __all__ = [
     "member_axes",
-    "member_seeds",
     "member_state",
-    "num_members",
     "scale_by_member",
     "stack_states",
 ]
@@ -60,11 +58,6 @@ def with_member_scale(tx, scale: float):
     return optax.chain(tx, scale_by_member(scale))
 
 
-def member_seeds(seed: int, num_seeds: int) -> list[int]:
-    """The seeds of the K members of a run with base ``seed``: seed, seed + 1, ..."""
-    return [seed + k for k in range(num_seeds)]
-
-
 def stack_states(states: Sequence[Any]) -> Any:
     """One stacked state from K states with the same structure (their steps must agree)."""
     if not states:
@@ -81,14 +74,9 @@ def member_axes(state: Any) -> Any:
     return jax.tree.map(lambda _: 0, state).replace(step=None)
 
 
-def num_members(state: Any) -> int:
-    """K, the number of members of a stacked state (the leading size of its PRNG key)."""
-    return int(np.shape(state.rng)[0])
-
-
 def member_state(state: Any, k: int) -> Any:
     """Member ``k`` of a stacked state, as the state of a single run."""
-    n = num_members(state)
+    n = int(np.shape(state.rng)[0])  # K: the leading size of the members' PRNG keys
     if not 0 <= k < n:
         raise ValueError(f"member index must be in 0..{n - 1}, got {k}")
     single = jax.tree.map(lambda x: x[k], state.replace(step=None))
