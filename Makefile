@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 2 --durations=30
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench,data]'
 	touch $(STAMP)
 
 demo: $(STAMP)

