@@ -3,10 +3,12 @@
 ``flow_matching`` config, ``model`` section:
     field:        'concat_squash' (FFJORD's ConcatSquash MLP, default) or 'mlp' (`MLPField`)
     hidden_dims, activation: of the field
-    path:         'linear' (`LinearGaussianPath(sigma_min)`) or 'interpolant'
-                  (`InterpolantPath(sigma)`)
+    path:         'linear' (`LinearGaussianPath(sigma_min)`), 'interpolant'
+                  (`InterpolantPath(sigma)`) or 'brownian_bridge' (`BrownianBridgePath(sigma)`)
     sigma:        σ_min or σ of the path
-    coupling:     'independent' or 'ot'
+    coupling:     'independent', 'ot' (exact, on the device), 'sinkhorn' (entropic, with
+                  ``epsilon`` relative to the mean cost), 'ot_host' (scipy) or 'sb'
+                  (`SchrodingerBridge(sigma)`: the entropic plan at ε = 2σ², with the path's σ)
     rtol, atol:   tolerances of the CNF solves (evaluation and sampling; Tsit5, adaptive)
     trace:        'exact', 'hutchinson' or 'hutch++': the trace estimator of the evaluation
                   solve (`jgen.cnf.make_cnf`)
@@ -29,9 +31,10 @@ from ml_collections import ConfigDict
 from jgen import plotting
 from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
+from jgen.flow_matching.coupling import SchrodingerBridge, Sinkhorn, make_coupling
 from jgen.flow_matching.moser import BoxField, MoserObjective
 from jgen.flow_matching.objective import FlowMatchingObjective
-from jgen.flow_matching.paths import InterpolantPath, LinearGaussianPath
+from jgen.flow_matching.paths import BrownianBridgePath, InterpolantPath, LinearGaussianPath
 from jgen.train import TrainState
 
 __all__ = [
@@ -41,7 +44,11 @@ __all__ = [
     "moser_objective",
 ]
 
-_PATHS = {"linear": LinearGaussianPath, "interpolant": InterpolantPath}
+_PATHS = {
+    "linear": LinearGaussianPath,
+    "interpolant": InterpolantPath,
+    "brownian_bridge": BrownianBridgePath,
+}
 
 
 def _choice(what: str, table: dict, name: str):
@@ -61,11 +68,21 @@ def flow_matching_objective(model: ConfigDict, event_shape, num_levels=None):
         field, event_shape, rtol=model.rtol, atol=model.atol, trace=model.get("trace", "exact")
     )
     path_cls = _choice("path", _PATHS, model.get("path", "linear"))
-    sigma = model.get("sigma", 1e-4 if path_cls is LinearGaussianPath else 0.0)
+    default_sigma = {LinearGaussianPath: 1e-4, InterpolantPath: 0.0, BrownianBridgePath: 1.0}
+    sigma = model.get("sigma", default_sigma[path_cls])
     return FlowMatchingObjective(
-        cnf, path=path_cls(sigma), coupling=model.get("coupling", "independent"),
+        cnf, path=path_cls(sigma), coupling=_coupling(model, sigma),
         num_levels=num_levels, logit_alpha=model.get("logit_alpha", 0.05),
     )  # fmt: skip
+
+
+def _coupling(model: ConfigDict, sigma: float):
+    name = model.get("coupling", "independent")
+    if name == "sb":
+        return SchrodingerBridge(sigma=sigma)
+    if name == "sinkhorn" and "epsilon" in model:
+        return Sinkhorn(epsilon=model.epsilon)
+    return make_coupling(name)
 
 
 def moser_objective(model: ConfigDict, dim: int = 2) -> MoserObjective:

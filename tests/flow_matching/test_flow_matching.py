@@ -106,7 +106,7 @@ def test_ot_permutation_is_an_optimal_permutation(n):
 def test_bad_arguments():
     cnf = CNF(MLPField((4,)), (2,))
     with pytest.raises(ValueError, match="coupling"):
-        FlowMatchingObjective(cnf, coupling="sinkhorn")
+        FlowMatchingObjective(cnf, coupling="optimal")
     with pytest.raises(ValueError, match="t0=0"):
         FlowMatchingObjective(CNF(MLPField((4,)), (2,), t0=0.0, t1=2.0))
     with pytest.raises(ValueError, match="sigma_min"):
