@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # the slowest tests listed so the suite's time stays visible.
 PYTEST_ARGS ?= -n 2 --durations=30
 
-.PHONY: demo test lint format bench bench-cnf clean
+.PHONY: demo test lint format bench bench-publish bench-cnf clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/flows.py
 	$(PY) benchmarks/cnf_step.py
+
+# Every must-show benchmark table, with the load checked (benchmarks/publish.py, ~10 min on an
+# idle 2-core machine): JSON records and SUMMARY.md in benchmarks/results/. Needs the torch peers.
+bench-publish: $(STAMP)
+	$(PY) -c "import torch, torchdiffeq, zuko, nflows" 2>/dev/null || \
+		$(PY) -m pip install --quiet -c constraints.txt -e '.[torch]'
+	$(PY) benchmarks/publish.py
 
 # The CNF solver x tolerance x adjoint x trace-estimator grid (benchmarks/cnf_solvers.py).
 bench-cnf: $(STAMP)

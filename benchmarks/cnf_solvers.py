@@ -61,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from benchmarks import harness
 from jgen.cnf import ConcatSquashField, MLPField, collect_nfe, make_cnf
 from jgen.distributions import Flow
 
@@ -706,15 +707,19 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     def save_partial(rows):
         partial.write_text(json.dumps(dict(config=dataclasses.asdict(cfg), run=run, rows=rows)))
 
-    rows = run_grid(cfg, on_row=save_partial)
+    with harness.LoadMonitor() as monitor:
+        rows = run_grid(cfg, on_row=save_partial)
     partial.unlink(missing_ok=True)
     run.update(
         wall_s=round(time.perf_counter() - start, 1),
         load_after=[round(v, 2) for v in os.getloadavg()],
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cnf_solvers.json").write_text(
-        json.dumps(dict(config=dataclasses.asdict(cfg), run=run, rows=rows), indent=2) + "\n"
+    harness.write_record(
+        args.out / "cnf_solvers.json",
+        config=dataclasses.asdict(cfg),
+        metrics=dict(run=run, rows=rows),
+        load=monitor.summary(),
+        command=run["command"],
     )
     table = render_markdown(rows, _header(cfg.batch, run))
     (args.out / "cnf_solvers.md").write_text(table)
@@ -725,6 +730,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
 
 def _render_saved(paths: Sequence[Path], out: Path) -> list[dict[str, Any]]:
     saved = [json.loads(path.read_text()) for path in paths]
+    # A run record (harness.write_record) keeps the run and rows under 'metrics'.
+    saved = [dict(s["metrics"], config=s["config"]) if "metrics" in s else s for s in saved]
     rows = [row for run in saved for row in run["rows"]]
     out.mkdir(parents=True, exist_ok=True)
     header = "\n\n".join(_header(run["config"]["batch"], run["run"]) for run in saved)

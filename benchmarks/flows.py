@@ -8,38 +8,40 @@ D_in -> 128 -> 128 -> 2·D_out) trained by maximum likelihood with Adam(1e-3):
                    PRNG fold-in, donated state).
   jgen (plain jit) the same model and loss in a hand-written jitted Adam step (the trainer's
                    overhead is the difference).
-  distrax          distrax.MaskedCoupling layers (alternating masks) with ScalarAffine inner
-                   bijectors from Flax MLP conditioners, distrax.Chain, distrax.Transformed.
-  flowjax          flowjax.flows.coupling_flow with an Affine transformer (equinox model,
-                   trainable arrays partitioned out as flowjax's own fit_to_data does).
+  distrax          distrax.SplitCoupling layers (distrax's efficient coupling: the conditioner
+                   reads the D/2 conditioning coordinates) with ScalarAffine inner bijectors
+                   from Flax MLP conditioners, distrax.Chain, distrax.Transformed.
+  flowjax          flowjax.flows.coupling_flow with its defaults but for the sizes (Affine
+                   transformer, permutations between layers; equinox model, trainable arrays
+                   partitioned out as flowjax's own fit_to_data does).
   MLP floor        the 8 conditioner MLPs alone, chained, with a trivial loss: the compute a
                    coupling flow cannot go below.
   zuko, nflows     (only when the optional torch extra is installed: `pip install -c
                    constraints.txt -e '.[torch]'`; skipped otherwise or with --no-torch) the
                    same flow in PyTorch: zuko.flows.RealNVP, and nflows AffineCouplingTransform
                    layers with nflows' plain MLP conditioners, each trained by torch.optim.Adam
-                   in eager mode with as many torch threads as the process has cores.
+                   in eager mode (zuko's defaults but for the sizes), with torch pinned to
+                   as many threads as the process has cores and OMP_WAIT_POLICY=PASSIVE
+                   (`benchmarks/harness.py`).
 
 Every JAX step except the trainer's is built by the same `_adam_step` (jit, donated state).
 Compile time is the first call; then steps are timed round-robin across the models (see
-`benchmarks/_timing.py`) and reported as the median over the repeats.
+`benchmarks/harness.py`) and reported as the median (and quartiles) over the repeats. With
+``--depths`` the first-call time of the JAX models is also measured for each number of layers
+(compile time against depth, D = 2).
 
     python benchmarks/flows.py [--dims 2 64] [--batch 512] [--repeats 7] [--steps N] [--no-torch]
-                               [--out DIR]
+                               [--depths 8 16 32] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
-import json
-import os
-import platform
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +60,11 @@ import numpy as np
 import optax
 import paramax
 
-from benchmarks._timing import (
+from benchmarks import harness
+from benchmarks.harness import (
     Workload,
     calibrate_steps,
     interleaved_step_times,
-    median,
     time_first_call,
 )
 from jgen.distributions import Flow
@@ -83,9 +85,9 @@ NFLOWS = "nflows"
 TORCH_MODELS = (ZUKO, NFLOWS)  # optional torch peers: extra rows and ratios
 
 # The issue's targets: jgen at least this much faster than the fastest peer ...
-TARGET_SPEEDUP_OVER_PEERS = 1.25
+TARGET_SPEEDUP_OVER_PEERS = 1.1
 # ... and at most this much slower than the MLP floor.
-TARGET_TIME_OVER_FLOOR = 1.2
+TARGET_TIME_OVER_FLOOR = 1.05
 
 ACTIVATIONS = {"relu": jax.nn.relu, "gelu": nn.gelu}
 LEARNING_RATE = 1e-3
@@ -105,6 +107,7 @@ class BenchConfig:
     seed: int = 0
     warm_up: bool = True
     torch: bool = True  # add the torch peers when torch, zuko and nflows are installed
+    depths: tuple[int, ...] = ()  # layer counts whose compile time is measured (D = 2)
 
 
 # Model builders: each returns a Workload whose step is (carry) -> (carry, loss). -------------
@@ -198,26 +201,23 @@ def jgen_plain_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workloa
     return Workload(JGEN_PLAIN, step, carry, {"num_params": _num_params(params)})
 
 
-class _MaskedAffineConditioner(nn.Module):
-    """Flax MLP on the masked input -> (shift, log_scale) for all D coordinates.
+class _SplitAffineConditioner(nn.Module):
+    """Flax MLP on the conditioning part -> (log_scale, shift) of the ``num_transformed``
+    transformed coordinates, with jgen's layout (raw log-scale first) and bounded scale
+    log_scale = scale ⊙ tanh(raw) (learnable ``scale``, initialised to 1); last layer
+    zero-initialised. With the same weights it is jgen's coupling conditioner."""
 
-    log_scale = scale ⊙ tanh(raw) with a learnable per-coordinate scale (initialised to 1), the
-    same bounded parameterisation as jgen's coupling; last layer zero-initialised.
-    """
-
-    dim: int
+    num_transformed: int
     hidden_dims: Sequence[int]
     activation: Callable[[jax.Array], jax.Array]
 
     @nn.compact
-    def __call__(self, x_masked):
-        h = x_masked
-        for width in self.hidden_dims:
-            h = self.activation(nn.Dense(width)(h))
-        zeros = nn.initializers.zeros_init()
-        out = nn.Dense(2 * self.dim, kernel_init=zeros, bias_init=zeros)(h)
-        shift, raw_log_scale = out[..., : self.dim], out[..., self.dim :]
-        scale = self.param("scale", nn.initializers.ones_init(), (self.dim,))
+    def __call__(self, x_conditioning):
+        n = self.num_transformed
+        net = MLP(self.hidden_dims, 2 * n, self.activation, zero_init_last=True, name="net")
+        out = net(x_conditioning)
+        raw_log_scale, shift = out[..., :n], out[..., n:]
+        scale = self.param("scale", nn.initializers.ones_init(), (n,))
         return shift, scale * jnp.tanh(raw_log_scale)
 
 
@@ -227,7 +227,10 @@ def _scalar_affine(params):
 
 
 class DistraxRealNVP(nn.Module):
-    """The RealNVP a distrax user writes: a Flax module whose ``__call__`` is log p(x)."""
+    """The RealNVP a distrax user writes with distrax's efficient coupling: a Flax module whose
+    ``__call__`` is log p(x), made of ``distrax.SplitCoupling`` layers (split at k = D // 2;
+    layer i transforms x[k:] from x[:k] for even i and x[:k] from x[k:] for odd i, as jgen's
+    ``mask='half'``), ``distrax.Chain`` and ``distrax.Transformed``."""
 
     dim: int
     num_layers: int
@@ -235,17 +238,19 @@ class DistraxRealNVP(nn.Module):
     activation: Callable[[jax.Array], jax.Array]
 
     def setup(self):
+        k = self.dim // 2
         self.conditioners = [
-            _MaskedAffineConditioner(self.dim, tuple(self.hidden_dims), self.activation)
-            for _ in range(self.num_layers)
+            _SplitAffineConditioner(
+                self.dim - k if i % 2 == 0 else k, tuple(self.hidden_dims), self.activation
+            )
+            for i in range(self.num_layers)
         ]
 
     def _distribution(self) -> distrax.Transformed:
-        layers = []
-        for i, conditioner in enumerate(self.conditioners):
-            # True = left unchanged (conditioning); same split as jgen's 'alternating' parity i%2.
-            mask = jnp.asarray(np.arange(self.dim) % 2 == i % 2)
-            layers.append(distrax.MaskedCoupling(mask, conditioner, _scalar_affine))
+        layers = [
+            distrax.SplitCoupling(self.dim // 2, 1, conditioner, _scalar_affine, swap=bool(i % 2))
+            for i, conditioner in enumerate(self.conditioners)
+        ]
         base = distrax.Independent(
             distrax.Normal(jnp.zeros(self.dim), jnp.ones(self.dim)), reinterpreted_batch_ndims=1
         )
@@ -401,7 +406,7 @@ def nflows_model(dim: int, cfg: BenchConfig):
 def _torch_workload(name: str, dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
     import torch
 
-    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may use
+    harness.configure_torch()
     model = {ZUKO: zuko_model, NFLOWS: nflows_model}[name](dim, cfg)
     log_prob = (lambda x: model().log_prob(x)) if name == ZUKO else model.log_prob
     data = torch.from_numpy(np.array(batch))  # a writable host copy
@@ -446,38 +451,6 @@ def models(cfg: BenchConfig) -> tuple[str, ...]:
 # Running and reporting -----------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str]:
-    names = ("jax", "jaxlib", "flax", "optax", "distrax", "flowjax", "equinox", "numpy")
-    names += ("torch", "zuko", "nflows")
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "missing"
-    return out
-
-
-def _environment() -> dict[str, Any]:
-    device = jax.devices()[0]
-    return {
-        "backend": jax.default_backend(),
-        "device": getattr(device, "device_kind", str(device)),
-        "num_devices": jax.device_count(),
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "versions": _versions(),
-    }
-
-
-def _load() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def _bench_dim(dim: int, cfg: BenchConfig, log: Callable[[str], None]) -> list[dict[str, Any]]:
     data = jax.random.normal(jax.random.PRNGKey(cfg.seed + 1), (cfg.batch, dim), jnp.float32)
     workloads, compile_s = [], {}
@@ -496,18 +469,16 @@ def _bench_dim(dim: int, cfg: BenchConfig, log: Callable[[str], None]) -> list[d
     times, cpu_times = interleaved_step_times(workloads, num_steps=steps, repeats=cfg.repeats)
     rows = []
     for w in workloads:
-        seconds = median(times[w.name])
+        row = harness.timed_row(w.name, times[w.name], cpu_times[w.name])
+        seconds = row["median_ms_per_step"] / 1e3
         rows.append(
             {
-                "model": w.name,
+                **row,
                 "dim": dim,
                 "batch": cfg.batch,
                 "num_params": w.info["num_params"],
                 "compile_s": compile_s[w.name],
                 "steps_per_repeat": steps,
-                "repeat_ms_per_step": [1e3 * t for t in times[w.name]],
-                "median_ms_per_step": 1e3 * seconds,
-                "median_cpu_ms_per_step": 1e3 * median(cpu_times[w.name]),
                 "steps_per_s": 1.0 / seconds,
                 "examples_per_s": cfg.batch / seconds,
                 "first_loss": w.losses[0],
@@ -515,6 +486,24 @@ def _bench_dim(dim: int, cfg: BenchConfig, log: Callable[[str], None]) -> list[d
             }
         )
     _add_ratios(rows)
+    return rows
+
+
+def compile_times(cfg: BenchConfig, depths: Sequence[int], dim: int = 2) -> list[dict[str, Any]]:
+    """First-call seconds (trace + compile + one step) of every JAX model at each depth."""
+    data = jax.random.normal(jax.random.PRNGKey(cfg.seed + 1), (cfg.batch, dim), jnp.float32)
+    rows = []
+    for depth in depths:
+        deep = dataclasses.replace(cfg, num_layers=depth)
+        for name in MODELS:
+            rows.append(
+                {
+                    "model": name,
+                    "dim": dim,
+                    "num_layers": depth,
+                    "first_call_s": time_first_call(BUILDERS[name](dim, data, deep)),
+                }
+            )
     return rows
 
 
@@ -558,15 +547,17 @@ def _fmt(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def _torch_lines(result: dict[str, Any]) -> list[str]:
+def _torch_lines(record: dict[str, Any]) -> list[str]:
     """The torch peers' ratios (peer time / jgen trainer time), or why they were skipped."""
+    result = record["metrics"]
     if result.get("torch_skipped"):
         return ["", f"Torch peers (zuko, nflows) skipped: {result['torch_skipped']}."]
-    versions = result["environment"]["versions"]
+    versions, threads = record["versions"], record["threads"]
     lines = [
         "",
         f"Torch peers (torch {versions['torch']}, zuko {versions['zuko']}, nflows "
-        f"{versions['nflows']}; {result['environment']['cpu_count']} CPUs, eager mode):",
+        f"{versions['nflows']}; eager mode, {threads.get('torch_num_threads')} threads, "
+        f"OMP_WAIT_POLICY={threads.get('OMP_WAIT_POLICY')}):",
         "",
     ]
     for r in result["rows"]:
@@ -586,33 +577,56 @@ def _cpu_ms(result: dict[str, Any], dim: int) -> float:
     )
 
 
-def render_markdown(result: dict[str, Any]) -> str:
-    cfg = result["config"]
-    env = result["environment"]
+def _compile_lines(result: dict[str, Any]) -> list[str]:
+    rows = result.get("compile_by_depth") or []
+    if not rows:
+        return []
+    depths = sorted({r["num_layers"] for r in rows})
+    seconds = {(r["model"], r["num_layers"]): r["first_call_s"] for r in rows}
+    lines = [
+        "",
+        f"Compile time against depth (first call: trace + compile + one step, D = "
+        f"{rows[0]['dim']}, seconds):",
+        "",
+        "| model | " + " | ".join(f"{d} layers" for d in depths) + " |",
+        "|---|" + "---:|" * len(depths),
+    ]
+    for model in dict.fromkeys(r["model"] for r in rows):
+        cells = " | ".join(f"{seconds[(model, d)]:.2f}" for d in depths)
+        lines.append(f"| {model} | {cells} |")
+    return lines
+
+
+def render_markdown(record: dict[str, Any]) -> str:
+    result = record["metrics"]
+    cfg, hw = result["config"], record["hardware"]
     lines = [
         "# RealNVP train-step throughput",
         "",
         f"{cfg['num_layers']} affine couplings, conditioners {tuple(cfg['hidden_dims'])} "
         f"{cfg['activation']}, batch {cfg['batch']}, float32, Adam({LEARNING_RATE:g}). "
-        f"Backend {env['backend']} ({env['device']}), jax {env['versions']['jax']}. "
-        f"Median of {cfg['repeats']} interleaved repeats; load average "
-        f"{result['load_before']} before, {result['load_after']} after.",
+        f"{hw['cpu']} ({hw['cores_available']} cores), backend {hw['backend']}, jax "
+        f"{record['versions']['jax']}, {record['date']}. Median (IQR) of {cfg['repeats']} "
+        "interleaved repeats.",
         "",
-        "| model | D | params | compile s | ms/step | steps/s | examples/s "
-        "| jgen speed-up (peer/jgen) | time / floor | CPU ms/step |",
+        harness.load_line(record["load_average"]),
+        "",
+        "| model | D | params | compile s | ms/step (IQR) | examples/s "
+        "| jgen speed-up (peer/jgen) | time / floor | CPU ms/step | cores used |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['model']} | {r['dim']} | {r['num_params']:,} | {r['compile_s']:.2f} "
-            f"| {r['median_ms_per_step']:.3f} | {r['steps_per_s']:,.1f} "
+            f"| {r['median_ms_per_step']:.3f} ({r['ms_per_step']['iqr']:.3f}) "
             f"| {r['examples_per_s']:,.0f} | {_fmt(r['jgen_speedup'], '.2f')} "
-            f"| {r['time_over_floor']:.2f} | {r['median_cpu_ms_per_step']:.3f} |"
+            f"| {r['time_over_floor']:.2f} | {r['median_cpu_ms_per_step']:.3f} "
+            f"| {r['cores_used']:.2f} |"
         )
     lines += [
         "",
         "Targets (jgen ≥ "
-        f"{TARGET_SPEEDUP_OVER_PEERS}× faster than the fastest peer; jgen time ≤ "
+        f"{TARGET_SPEEDUP_OVER_PEERS}× faster than the fastest JAX peer; jgen time ≤ "
         f"{TARGET_TIME_OVER_FLOOR}× the floor):",
         "",
     ]
@@ -622,7 +636,8 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"{t['speedup_over_fastest_peer']:.2f}× → {'MET' if t['speedup_met'] else 'NOT MET'}; "
             f"time / floor {t['time_over_floor']:.2f}× → {'MET' if t['floor_met'] else 'NOT MET'}"
         )
-    lines += _torch_lines(result)
+    lines += _torch_lines(record)
+    lines += _compile_lines(result)
     lines += [
         "",
         "Notes:",
@@ -630,14 +645,12 @@ def render_markdown(result: dict[str, Any]) -> str:
         "(non-finite guard, grad-norm metric, PRNG fold-in); jgen (plain jit) is the same "
         "model in the hand-written jitted Adam step that distrax, flowjax and the floor use.",
         f"- jgen's couplings split the vector (mask '{cfg['jgen_mask']}'): a conditioner reads "
-        "the D/2 conditioning coordinates and outputs shift and log-scale for the D/2 "
-        "transformed ones. distrax's MaskedCoupling multiplies by a mask instead, so its "
-        "conditioners read all D inputs and output 2·D values: larger first and last layers "
-        "(more parameters at D=64) and wasted FLOPs. That difference is what this comparison "
-        "measures. flowjax also splits (first D/2 conditioning) and adds a fixed permutation "
-        "(a flip for D=2) after each coupling; its Affine transformer uses a softplus scale.",
+        "the D/2 conditioning coordinates and outputs log-scale and shift for the D/2 "
+        "transformed ones. distrax's SplitCoupling does the same with contiguous halves; "
+        "flowjax also splits (first D/2 conditioning) and adds a fixed permutation after each "
+        "coupling; its Affine transformer uses a softplus scale.",
         "- jgen and distrax bound the log-scale as scale·tanh(raw) with a learnable scale vector; "
-        "the floor is the 8 conditioner MLPs alone (chained, loss Σ mean(out²)), which a "
+        "the floor is the conditioner MLPs alone (chained, loss Σ mean(out²)), which a "
         "coupling flow cannot be faster than.",
         "- zuko and nflows (torch, eager, optional) have the same layers, masks and conditioner "
         "sizes; their affine transformers bound the scale differently (zuko: a monotonic affine "
@@ -646,9 +659,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "- compile s: the first call (tracing, compilation and one step), after a warm-up of "
         "every library on a tiny model so that no model pays JAX's one-time start-up costs.",
         "- ms/step is wall time (the median over the repeats; ratios use it). CPU ms/step is the "
-        "process CPU time of the same steps summed over threads: on a shared machine it shows "
-        "whether a wall-time difference is the model's work or other processes (on a GPU it is "
-        "only the host's share).",
+        "process CPU time of the same steps summed over threads; cores used = CPU / wall.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -663,23 +674,23 @@ def _warm_up(cfg: BenchConfig) -> None:
 
 
 def run_benchmark(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    load_before = _load()
-    start = time.perf_counter()
+    """Time every model at every D, then (with ``cfg.depths``) compile times against depth."""
     if cfg.warm_up:
         _warm_up(cfg)
     rows = []
     for dim in cfg.dims:
         rows += _bench_dim(dim, cfg, log)
     return {
-        "config": {**cfg.__dict__, "dims": list(cfg.dims), "hidden_dims": list(cfg.hidden_dims)},
-        "environment": _environment(),
-        "load_before": load_before,
-        "load_after": _load(),
-        "wall_s": time.perf_counter() - start,
+        "config": config_dict(cfg),
         "rows": rows,
         "targets": _targets(rows, cfg.dims),
         "torch_skipped": _torch_skipped(cfg),
+        "compile_by_depth": compile_times(cfg, cfg.depths),
     }
+
+
+def config_dict(cfg: BenchConfig) -> dict[str, Any]:
+    return {**cfg.__dict__, **{k: list(getattr(cfg, k)) for k in ("dims", "hidden_dims", "depths")}}
 
 
 def _torch_skipped(cfg: BenchConfig) -> str | None:
@@ -706,6 +717,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     p.add_argument("--jgen-mask", choices=("alternating", "half"), default="alternating")
     p.add_argument("--no-torch", action="store_true", help="leave out the torch peers")
+    p.add_argument(
+        "--depths", type=int, nargs="*", default=[], help="layer counts for compile times (D=2)"
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument(
         "--quick",
@@ -725,6 +739,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         activation=args.activation,
         jgen_mask=args.jgen_mask,
         torch=not args.no_torch,
+        depths=tuple(args.depths),
     )
     if args.quick:
         cfg = BenchConfig(
@@ -738,6 +753,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
             jgen_mask=cfg.jgen_mask,
             warm_up=False,
             torch=cfg.torch,
+            depths=tuple(range(1, len(cfg.depths) + 1)),  # 1, 2, ... layers
         )
     if min(cfg.dims) < 2 or cfg.batch < 1 or cfg.repeats < 1 or (cfg.steps or 1) < 1:
         raise SystemExit(f"invalid settings: {cfg}")
@@ -748,15 +764,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = _parse_args(argv)
     cfg = _config(args)
     print(f"RealNVP train-step benchmark on {jax.default_backend()}: {cfg}")
-    result = run_benchmark(cfg)
-    table = render_markdown(result)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "flows.json").write_text(json.dumps(result, indent=2) + "\n")
+    with harness.LoadMonitor() as monitor:
+        result = run_benchmark(cfg)
+    record = harness.write_record(
+        args.out / "flows.json", config=config_dict(cfg), metrics=result, load=monitor.summary()
+    )
+    table = render_markdown(record)
     (args.out / "flows.md").write_text(table)
     print()
     print(table)
     print(f"wrote {args.out / 'flows.json'} and {args.out / 'flows.md'}")
-    return result
+    return record
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ probes (and a fresh number of terms for the Russian roulette).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks._timing import median
+from benchmarks import harness
+from benchmarks.harness import median
 from jgen import bijectors as jb
 
 ESTIMATORS: dict[str, jb.LogDetEstimator] = {
@@ -166,12 +166,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.quick:
         args.dim, args.hidden, args.batch, args.draws, args.repeats = 3, 8, 8, 20, 2
-    result = run(args)
-    text = table(result)
+    with harness.LoadMonitor() as monitor:
+        result = run(args)
+    load = monitor.summary()
+    text = table(result) + "\n\n" + harness.load_line(load)
     print(text)
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "residual_logdet.json").write_text(json.dumps(result, indent=2))
+        path = args.out / "residual_logdet.json"
+        harness.write_record(path, config=vars(args) | {"out": str(args.out)}, metrics=result,
+                             load=load)  # fmt: skip
         (args.out / "residual_logdet.md").write_text(text + "\n")
     return result
 

@@ -31,9 +31,13 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import diffrax
 import jax
@@ -41,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from benchmarks import harness
 from jgen.cnf import CNF, ConcatSquashField, summarize_stats
 from jgen.data import load_dataset
 from jgen.distributions import DensityObjective, Flow
@@ -283,8 +288,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg = dataclasses.replace(cfg, budget_s=args.budget)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = run(cfg, out)
-    table = markdown(result)
+    with harness.LoadMonitor() as monitor:
+        result = run(cfg, out)
+    load = monitor.summary()
+    harness.write_record(
+        out / "simulation_free.json", config=dataclasses.asdict(cfg), metrics=result, load=load
+    )
+    table = markdown(result) + "\n" + harness.load_line(load) + "\n"
     (out / "simulation_free.md").write_text(table)
     print(table)
     return result
