@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 # the slowest tests listed so the suite's time stays visible.
 PYTEST_ARGS ?= -n 2 --durations=30
 
-.PHONY: demo test lint format bench bench-publish bench-cnf clean
+.PHONY: demo test lint format bench bench-publish bench-cnf bench-device clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ bench-publish: $(STAMP)
 # The CNF solver x tolerance x adjoint x trace-estimator grid (benchmarks/cnf_solvers.py).
 bench-cnf: $(STAMP)
 	$(PY) benchmarks/cnf_solvers.py
+
+# Every family's train step and the peers on whatever backend JAX finds (GPU/TPU/CPU), with a
+# profile of the FFJORD step; under 8 minutes on one H100 (benchmarks/accelerator.py --budget).
+bench-device: $(STAMP)
+	$(PY) benchmarks/accelerator.py --profile benchmarks/results/profile-$$($(PY) -c 'import jax; print(jax.default_backend())')
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -162,3 +162,63 @@ def test_cnf_grid_conclusions_from_rows():
     assert "dopri5 tol" not in text.split("Pareto front")[1]
     table = cnf_solvers.render_markdown(rows, "header")
     assert table.count("| synthetic D=") == len(rows) - 5
+
+
+def test_accelerator_smoke_run_in_a_worker_process_with_a_profile(tmp_path):
+    """benchmarks/accelerator.py --smoke: one family in its worker process (the default path
+    of a GPU run), at two batch sizes, and the profile summary of its step (in-process)."""
+    from benchmarks import accelerator
+
+    argv = ["--smoke", "--families", "made", "--peers", "none", "--out", str(tmp_path)]
+    argv += ["--profile", str(tmp_path / "trace"), "--profile-family", "made"]
+    record = accelerator.main(argv)
+
+    rows = record["metrics"]["rows"]
+    assert [(r["family"], r["batch"], r["status"]) for r in rows] == [
+        ("made", 16, "ok"),
+        ("made", 32, "ok"),
+    ]
+    for row in rows:
+        assert row["steps_per_s"] > 0 and row["compile_s"] > 0 and row["num_params"] > 0
+        assert np.isfinite(row["first_loss"]) and np.isfinite(row["last_loss"])
+        # MADE's step has no loop, one conditional (the trainer's non-finite guard) and no
+        # host callback.
+        assert (row["while_loops"], row["conditionals"], row["host_callbacks"]) == (0, 1, 0)
+    assert {"backend", "device", "cpu_count"} <= set(record["hardware"])
+    assert record["versions"]["jax"] == jax.__version__
+    assert len(record["load_average"]["before"]) == 3 and "publishable" in record
+    saved = json.loads((tmp_path / "accelerator-cpu-smoke.json").read_text())
+    assert len(saved["metrics"]["rows"]) == 2
+    assert saved["command"].startswith("python benchmarks/accelerator.py --smoke")
+    table = (tmp_path / "accelerator-cpu-smoke.md").read_text()
+    assert table.count("| made | jgen (trainer) |") == 2
+    profile = record["metrics"]["profile"]
+    assert "steps profiled: 5" in profile
+    assert (tmp_path / "trace" / "summary.txt").read_text() == profile
+
+
+def test_accelerator_peers_budget_and_comparison_table(tmp_path):
+    """A peer of benchmarks/flows.py timed by accelerator.py (the existing quick run of
+    flows.py builds the others); a family whose budget is spent is skipped without being built;
+    two runs render side by side with their ratio."""
+    from benchmarks import accelerator, flows
+
+    settings = accelerator.RunSettings.for_smoke()
+    rows = accelerator.bench_peers("flows", settings, models=[flows.FLOOR])
+    assert [(r["model"], r["batch"], r["status"]) for r in rows] == [("MLP floor D=3", 16, "ok")]
+    assert rows[0]["steps_per_s"] > 0 and rows[0]["num_params"] > 0
+
+    skipped = accelerator.bench_family("made", "made_digits", settings, deadline=0.0)
+    assert [r["status"].split(" ")[0] for r in skipped] == ["skipped", "skipped"]
+
+    def run(backend, rate):
+        row = dict(family="made", model="jgen (trainer)", multiplier=1, batch=64)
+        row.update(status="ok", steps_per_s=rate)
+        hardware = dict(backend=backend, device=backend.upper(), cpu_count=2)
+        load = dict(before=[1.0], after=[1.0], max_load1_during=1.0, other_cpu_share=0.0)
+        load.update(publishable=True, not_publishable_because=[])
+        return dict(hardware=hardware, date="d", load_average=load, versions={"jax": "x"},
+                    command="c", metrics=dict(rows=[row]))  # fmt: skip
+
+    table = accelerator.render_markdown([run("gpu", 300.0), run("cpu", 20.0)])
+    assert "| made | jgen (trainer) | 64 | 300.0 | 20.0 | 15.0x |" in table

@@ -4,7 +4,8 @@ One CNF with FFJORD's toy network (3 ConcatSquash layers of 64, tanh) on t ∈ [
 rtol = atol = 1e-5, gradients by recursive checkpointing, Hutchinson's trace estimator with one
 Rademacher probe in training; test NLL (nats) with the exact trace. Adam with cosine decay.
 Launch: ``jgen train ffjord_2d:8gaussians`` (any name of ARGS after the colon); RNODE
-regularisation: ``model.regularization.kinetic_energy=0.01``.
+regularisation: ``model.regularization.kinetic_energy=0.01``; one ODE for the whole batch
+(FFJORD's joint solve, to compare on accelerators): ``model.solve_jointly=True``.
 """
 
 from ml_collections import ConfigDict
@@ -25,6 +26,7 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
             field="concat_squash", hidden_dims=(64, 64, 64), activation="tanh", num_blocks=1,
             t1=1.0, solver="tsit5", rtol=1e-5, atol=1e-5, step_size=None, adjoint="recursive",
             trace="hutchinson", trace_distribution="rademacher", num_probes=1,
+            solve_jointly=False, max_steps=4096,
             eval_rtol=1e-5, eval_atol=1e-5,
             regularization=ConfigDict(dict(kinetic_energy=0.0, jacobian_frobenius=0.0)),
             figure_resolution=200, figure_samples=20_000,

@@ -20,6 +20,7 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
             field="concat_squash", hidden_dims=(256, 256), activation="softplus", num_blocks=1,
             t1=1.0, solver="tsit5", rtol=1e-4, atol=1e-4, step_size=None, adjoint="recursive",
             trace="hutchinson", trace_distribution="rademacher", num_probes=1,
+            solve_jointly=False, max_steps=4096,
             eval_rtol=1e-5, eval_atol=1e-5, logit_alpha=0.05,
             regularization=ConfigDict(dict(kinetic_energy=0.0, jacobian_frobenius=0.0)),
         )

@@ -65,6 +65,7 @@ __all__ = [
     "initial_run_state",
     "initial_state",
     "run_keys",
+    "run_train_step",
     "training_mesh",
 ]
 
@@ -413,10 +414,7 @@ def fit(
         state = checkpointer.restore(state)
     start = int(jax.device_get(state.step))
 
-    train_step = make_train_step(
-        objective.loss, mesh=mesh, schedule=None if schedule is None else schedule[1],
-        ema_decay=config.ema_decay if config.ema_decay > 0 else None, members=members,
-    )  # fmt: skip
+    train_step = run_train_step(objective, config, mesh)
     # Simulated CPU devices share one host thread pool: if a later step's collectives are
     # dispatched while an earlier step is still running, its participants can occupy every
     # thread and deadlock the earlier step's all-reduce. Accelerators have a stream per device
@@ -535,6 +533,18 @@ def fit(
 
 # In a multi-process run, how often (in steps) the processes agree on whether to stop.
 _STOP_AGREEMENT_EVERY = 10
+
+
+def run_train_step(objective: Objective, config: TrainConfig, mesh=None) -> Callable:
+    """The jitted ``step(state, batch) -> (state, metrics)`` that `fit` runs for ``objective``
+    under ``config`` on ``mesh`` (`training_mesh`): its player schedule, moving average and
+    vmapped members. Benchmarks time this step (benchmarks/accelerator.py)."""
+    schedule = player_schedule(objective)
+    return make_train_step(
+        objective.loss, mesh=mesh, schedule=None if schedule is None else schedule[1],
+        ema_decay=config.ema_decay if config.ema_decay > 0 else None,
+        members=len(config.members) > 1,
+    )  # fmt: skip
 
 
 def training_mesh(config: TrainConfig):
