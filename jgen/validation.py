@@ -183,10 +183,14 @@ def _nonfinite_counts(x: Any) -> tuple[int, int, int] | None:
         return None
     if not jnp.issubdtype(arr.dtype, jnp.inexact):
         return 0, 0, 0
-    if bool(xp.all(xp.isfinite(arr))):  # the common case: one reduction, one scalar back
-        return 0, 0, 0
-    nan = int(xp.sum(xp.isnan(arr)))
-    inf = int(xp.sum(xp.isinf(arr)))
+    # A concrete array closed over by a function being traced (``jax.jit(lambda p:
+    # flow.apply(p, x))``) is still concrete, but jnp operations on it would be staged into
+    # the trace: evaluate them now.
+    with jax.ensure_compile_time_eval():
+        if bool(xp.all(xp.isfinite(arr))):  # the common case: one reduction, one scalar back
+            return 0, 0, 0
+        nan = int(xp.sum(xp.isnan(arr)))
+        inf = int(xp.sum(xp.isinf(arr)))
     return nan + inf, nan, inf
 
 

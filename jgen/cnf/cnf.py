@@ -343,8 +343,10 @@ class _AugmentedSolve:
         variables, probes, context = args
         if self.solve_jointly:
             batched = jax.vmap(self.event_dynamics, in_axes=(None, 0, 0, 0, None))
-            return batched(t, state[0], probes, context, variables)
-        return self.event_dynamics(t, state[0], probes, context, variables)
+            rates = batched(t, state[0], probes, context, variables)
+        else:
+            rates = self.event_dynamics(t, state[0], probes, context, variables)
+        return _batched_like_state(rates, state[0])
 
     def solve(self, z0, probes, context, variables, times):
         start, end = times[0], times[1]
@@ -391,6 +393,36 @@ class _AugmentedSolve:
             return self.solve(z, probes, context, variables, times)
         per_event = jax.vmap(self.solve, in_axes=(0, 0, 0, None, None))
         return per_event(z, probes, context, variables, times)
+
+
+def _batched_like_state(rates, z: Array):
+    """``rates``, unchanged in value, but carrying every vmap batch axis that ``z`` carries.
+
+    A workaround for a JAX defect (jax 0.10.2, seen through diffrax 0.7.2; issue #23 and
+    ``tests/cnf/test_vmap_gradient.py``). Under ``jax.vmap`` a value that does not depend on
+    the mapped inputs stays *unbatched*: with an affine field the trace tr(∂h/∂z) depends only
+    on the parameters, and with a constant step size so does its increment dt·tr. Diffrax's
+    loops are ``custom_vjp`` functions (equinox's checkpointed while loop for the recursive
+    adjoint and for every Runge-Kutta stage loop, the backsolve adjoint's solve). JAX batches a
+    ``custom_vjp`` by giving each unbatched primal output an unbatched cotangent, which holds
+    the SUM of the B events' cotangents, and then maps the backward rule over the batch; when
+    that rule's cotangent for an unbatched input (the field's parameters) comes out batched
+    (it also depends on the batched state), `batching._match_axes_and_sum` sums B copies of
+    the already-summed term: that gradient is B times too large (off by -B(B-1) per entry in
+    the issue's test). Adaptive steps hid it (dt depends on the state, so dt·tr is batched),
+    joint solves too (no vmap around the solve).
+
+    Selecting with a constant False predicate between each rate and the (stop-gradient) state
+    makes every rate batched whenever the state is, so no loop output is unbatched and each
+    event's cotangent reaches the backward rule on its own. Values and gradients are unchanged
+    and XLA folds the constant select away (no run-time cost); outside vmap it is a no-op.
+    """
+    anchor = jax.lax.stop_gradient(z.reshape(-1)[0])
+
+    def tie(rate):
+        return jnp.where(False, anchor.astype(rate.dtype), rate)
+
+    return jax.tree_util.tree_map(tie, rates)
 
 
 # Compiled once per static problem, so eager (un-jitted) calls do not recompile the solver.
