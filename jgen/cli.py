@@ -1,10 +1,15 @@
 """The ``jgen`` command.
 
-    jgen list                                   experiments you can run
+    jgen list                                   experiments you can run, with their variants
+    jgen show EXPERIMENT [key=value ...]        the resolved config of an experiment
     jgen train EXPERIMENT [key=value ...]       train (resumes from a checkpoint in --workdir)
     jgen eval --workdir DIR                     evaluate the latest checkpoint on the test split
     jgen sample --workdir DIR [--num N]         draw samples from the latest checkpoint
     jgen sample --workdir DIR --input TEXT ...  decode your own inputs (seq2seq runs)
+    jgen report [--check]                       rebuild docs/results.md from the run records
+
+Only the standard library is imported until a command needs more, so that ``jgen --help`` and
+``jgen list`` start at once.
 
 Examples: ``jgen train realnvp_2d:moons train.steps=2000 --workdir runs/moons``;
 ``jgen train realnvp_digits --smoke``;
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -25,7 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jgen", description="Deep generative models in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("list", help="list the experiments")
+    sub.add_parser("list", help="list the experiments, one line each, with their variants")
+
+    show = sub.add_parser(
+        "show", help="print the resolved config of an experiment, one key=value a line"
+    )
+    show.add_argument("experiment", help="name (see `jgen list`) or path to a config .py file")
+    show.add_argument("overrides", nargs="*", help="config overrides, key.sub=value")
+    show.add_argument("--smoke", action="store_true", help="the tiny smoke variant of the config")
 
     t = sub.add_parser("train", help="train an experiment")
     t.add_argument("experiment", help="name (see `jgen list`) or path to a config .py file")
@@ -69,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--beam-size", type=int, default=4)
     s.add_argument("--length-penalty", type=float, default=1.0)
     s.add_argument("--temperature", type=float, default=1.0)
+
+    r = sub.add_parser("report", help="rebuild docs/results.md from the run records")
+    r.add_argument(
+        "--check", action="store_true",
+        help="do not write: exit with status 1 if docs/results.md differs from the records",
+    )  # fmt: skip
     return p
 
 
@@ -101,10 +120,47 @@ def _restore(workdir: Path, member: int = 0):
 
 
 def _cmd_list() -> int:
-    from jgen.config import list_experiments
+    from jgen.config import describe_experiments
 
-    for name in list_experiments():
-        print(name)
+    described = describe_experiments()
+    width = max(map(len, described))
+    for name, (summary, variants) in described.items():
+        print(f"{name:<{width}}  {summary}")
+        if variants:
+            print(f"{'':<{width}}    {name}:{{{','.join(variants)}}}")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    from jgen.config import load_experiment_config
+
+    config = load_experiment_config(args.experiment, args.overrides, smoke=args.smoke)
+    for key, value in _flatten(config.to_dict()):
+        print(f"{key}={value!r}")
+    return 0
+
+
+def _flatten(tree: dict, prefix: str = ""):
+    """``(dotted.key, value)`` of every leaf: the form overrides take."""
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _cmd_report(args) -> int:
+    from jgen.records import REPO_ROOT, RESULTS_PAGE, load_records, render_results, write_results
+
+    page = REPO_ROOT / RESULTS_PAGE
+    if not args.check:
+        print(f"wrote {write_results()}")
+        return 0
+    current = page.read_text() if page.exists() else ""
+    if current != render_results(load_records()):
+        print(f"{page} is out of date: run `jgen report`", file=sys.stderr)
+        return 1
+    print(f"{page} is up to date")
     return 0
 
 
@@ -146,13 +202,49 @@ def _cmd_train(args) -> int:
         on_end=(lambda state, wd: exp.figures(state, wd)) if exp.figures else None,
     )  # fmt: skip
     summary = {"workdir": str(workdir), "step": int(result.state.step), **result.eval_metrics}
+    summary.update(_figure_metrics(workdir))
     if result.member_eval_metrics is not None:
         summary["members"] = result.member_eval_metrics
     if result.stopped_early:
         summary["stopped_early"] = result.stopped_early
     if is_primary():
+        _write_run_record(workdir, config, summary, shlex.join(["jgen", *args.argv]))
         print(json.dumps(summary))
+        print(_outputs_line(workdir), file=sys.stderr)
     return 1 if result.stopped_early else 0
+
+
+# Metrics a family's figures hook writes at the end of a run (from its own samples or grid).
+_FIGURE_METRIC_FILES = ("density.json", "gan_metrics.json")
+
+
+def _figure_metrics(workdir: Path) -> dict:
+    metrics = {}
+    for name in _FIGURE_METRIC_FILES:
+        if (workdir / name).is_file():
+            metrics.update(json.loads((workdir / name).read_text()))
+    return metrics
+
+
+def _write_run_record(workdir: Path, config, summary: dict, command: str) -> None:
+    """``workdir/record.json`` (`jgen.records`): the command, config, environment and results."""
+    from jgen.records import make_record, write_record
+
+    metrics = {k: v for k, v in summary.items() if k not in ("workdir", "members")}
+    record = make_record(
+        command=command, config=json.loads(config.to_json()), metrics=metrics,
+        experiment=config.get("name", "experiment"),
+    )  # fmt: skip
+    if "members" in summary:
+        record["members"] = summary["members"]
+    write_record(workdir / "record.json", record)
+
+
+def _outputs_line(workdir: Path) -> str:
+    """The last line of `jgen train`: where its figures and files are."""
+    figures = sorted(p.name for p in workdir.glob("*.png"))
+    files = ", ".join([*figures, "metrics.jsonl", "record.json", "checkpoints/"])
+    return f"figures and results in {workdir}/: {files}"
 
 
 def _cmd_eval(args) -> int:
@@ -210,29 +302,44 @@ def _decode_inputs(args, exp, state) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     # parse_known_args lets overrides follow options too (`train X --smoke key=value`).
     args, extra = parser.parse_known_args(argv)
-    unknown = [e for e in extra if e.startswith("-") or args.command != "train"]
+    takes_overrides = args.command in ("train", "show")
+    unknown = [e for e in extra if e.startswith("-") or not takes_overrides]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "train":
+    if takes_overrides:
         args.overrides = [*args.overrides, *extra]
+    args.argv = argv
     commands = {
         "list": lambda: _cmd_list(),
+        "show": lambda: _cmd_show(args),
         "train": lambda: _cmd_train(args),
         "eval": lambda: _cmd_eval(args),
         "sample": lambda: _cmd_sample(args),
+        "report": lambda: _cmd_report(args),
     }
     from jgen.config import ConfigError
-    from jgen.train import ResumeError
-    from jgen.validation import ValidationError
 
     try:
         return commands[args.command]()
-    except (ConfigError, ResumeError, ValidationError, FileNotFoundError) as e:
-        print(f"jgen {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except (ConfigError, FileNotFoundError) as e:
+        return _error(args.command, e)
+    except ValueError as e:
+        # Imported only now: they load JAX, which `jgen --help` and `jgen list` do without.
+        from jgen.train import ResumeError
+        from jgen.validation import ValidationError
+
+        if not isinstance(e, ResumeError | ValidationError):
+            raise
+        return _error(args.command, e)
+
+
+def _error(command: str, error: Exception) -> int:
+    print(f"jgen {command}: error: {error}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ are locked, so an unknown key is an error, not a silent no-op.
 from __future__ import annotations
 
 import ast
+import difflib
 import importlib.util
 import os
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -21,6 +23,7 @@ __all__ = [
     "ConfigError",
     "apply_overrides",
     "config_dir",
+    "describe_experiments",
     "list_experiments",
     "load_experiment_config",
 ]
@@ -58,13 +61,52 @@ def _modules() -> dict[str, Path]:
     return {p.stem: p for p in sorted(root.glob("*.py")) if not p.name.startswith("_")}
 
 
+def _static_args(path: Path) -> tuple[str, tuple[str, ...] | None]:
+    """A config module's docstring and ``ARGS``, read without running it when ``ARGS`` is a
+    literal (so `jgen list` does not import the numerical stack); None when it is computed."""
+    tree = ast.parse(path.read_text(), str(path))
+    args: tuple[str, ...] | None = ()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "ARGS" for t in node.targets
+        ):
+            try:
+                args = tuple(ast.literal_eval(node.value))
+            except ValueError:
+                args = None
+    return ast.get_docstring(tree) or "", args
+
+
+def describe_experiments() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Experiment module -> (the first line of its docstring, the variants it takes after ':')."""
+    described = {}
+    for stem, path in _modules().items():
+        doc, args = _static_args(path)
+        if args is None:
+            args = tuple(getattr(_load_module(path), "ARGS", ()))
+        described[stem] = (_first_sentence(doc), args)
+    return described
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop that ends a sentence (not the one of "et al. 2019")."""
+    paragraph = " ".join(text.split("\n\n")[0].split())
+    sentence = re.split(r"(?<=\.)\s+(?=[A-Z`])", paragraph)[0]
+    return sentence if len(sentence) <= 110 else sentence[:109].rstrip() + "…"
+
+
 def list_experiments() -> list[str]:
     """Every runnable experiment name (``module`` or ``module:arg``)."""
     names = []
-    for stem, path in _modules().items():
-        args = getattr(_load_module(path), "ARGS", None)
+    for stem, (_, args) in describe_experiments().items():
         names.extend(f"{stem}:{a}" for a in args) if args else names.append(stem)
     return names
+
+
+def _did_you_mean(word: str, choices, prefix: str = "") -> str:
+    """``"; did you mean 'x'?"`` for the choices closest to a mistyped ``word`` (or "")."""
+    close = difflib.get_close_matches(word, list(choices), n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(prefix + c) for c in close)}?" if close else ""
 
 
 def load_experiment_config(
@@ -80,7 +122,8 @@ def load_experiment_config(
         modules = _modules()
         if stem not in modules:
             raise ConfigError(
-                f"unknown experiment {name!r}; known: {', '.join(list_experiments())}"
+                f"unknown experiment {name!r}{_did_you_mean(stem, modules) or ';'} known: "
+                f"{', '.join(modules)} (`jgen list` describes them and their variants)"
             )
         path = modules[stem]
     module = _load_module(path)
@@ -88,6 +131,7 @@ def load_experiment_config(
     if args and arg not in args:
         raise ConfigError(
             f"experiment {stem!r} takes one of {', '.join(args)} after ':', got {arg or 'none'!r}"
+            + _did_you_mean(arg, args)
         )
     if not args and arg:
         raise ConfigError(f"experiment {stem!r} takes no ':' argument, got {arg!r}")
@@ -129,11 +173,17 @@ def apply_overrides(config: ConfigDict, overrides) -> ConfigDict:
         *path, leaf = key.split(".")
         for part in path:
             if part not in parent or not isinstance(parent[part], ConfigDict):
-                raise ConfigError(f"unknown config section {part!r} in override {item!r}")
+                sections = [k for k, v in parent.items() if isinstance(v, ConfigDict)]
+                raise ConfigError(
+                    f"unknown config section {part!r} in override {item!r}"
+                    + _did_you_mean(part, sections)
+                )
             parent = parent[part]
         if leaf not in parent:
             known = ", ".join(sorted(parent.keys()))
-            raise ConfigError(f"unknown config key {key!r}; keys here: {known}")
+            prefix = "".join(f"{part}." for part in path)
+            hint = _did_you_mean(leaf, parent.keys(), prefix)
+            raise ConfigError(f"unknown config key {key!r}{hint} (keys here: {known})")
         value = _parse_value(text)
         current = parent[leaf]
         if isinstance(current, tuple) and isinstance(value, list):

@@ -11,7 +11,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["density_grid", "grid_integral", "plot_2d", "plot_images", "plot_limit"]
+__all__ = [
+    "density_grid",
+    "figure_2d",
+    "grid_integral",
+    "plot_2d",
+    "plot_images",
+    "plot_limit",
+]
 
 
 def save_figure(fig, path: str | Path, title: str = "") -> Path:
@@ -68,21 +75,38 @@ def plot_2d(
     limit: float,
     title: str = "",
 ) -> Path:
-    """Data, model samples and (optionally) the model density side by side."""
+    """Data, model samples (2-D histograms) and optionally the model density side by side, on
+    the same axes [−limit, limit]², the density with a colour bar; saved to ``path``."""
+    fig = figure_2d(data=data, samples=samples, grid=grid, limit=limit)
+    return save_figure(fig, path, title)
+
+
+def figure_2d(
+    *,
+    data: np.ndarray,
+    samples: np.ndarray,
+    grid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    limit: float,
+):
+    """The matplotlib figure of `plot_2d`."""
     panels = 3 if grid is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4 * panels, 4))
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels + 0.6, 4), squeeze=False)
+    axes = axes[0]
     for ax, pts, name in zip(axes[:2], (data, samples), ("data", "samples"), strict=True):
         ax.hist2d(pts[:, 0], pts[:, 1], bins=150, range=[[-limit, limit]] * 2, cmap="viridis")
-        ax.set_title(name)
+        ax.set_title(f"{name} (histogram)")
     if grid is not None:
         xx, yy, logp = grid
-        axes[2].pcolormesh(xx, yy, np.exp(logp), cmap="viridis", shading="auto")
-        axes[2].set_title("density")
+        mesh = axes[2].pcolormesh(xx, yy, np.exp(logp), cmap="viridis", shading="auto")
+        axes[2].set_title("density p(x)")
+        fig.colorbar(mesh, ax=axes[2], fraction=0.046, pad=0.04)
     for ax in axes:
         ax.set_aspect("equal")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return save_figure(fig, path, title)
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
+    return fig
 
 
 def plot_images(

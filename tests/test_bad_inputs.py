@@ -222,7 +222,7 @@ def _malformed_mnist(root):
 # id, argv ({tmp} is the test's tmp dir), data dir setup, fragments of the error line
 CLI_CASES = [
     ("unknown-experiment", ["train", "nope"], None,
-     ["unknown experiment 'nope'", "known: ", "realnvp_2d:moons"]),
+     ["unknown experiment 'nope'", "known: ", "realnvp_2d"]),
     ("unknown-variant", ["train", "realnvp_2d:nowhere"], None,
      ["takes one of moons", "got 'nowhere'"]),
     ("unknown-config-key", ["train", "realnvp_2d:moons", "train.stepz=3"], None,

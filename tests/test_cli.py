@@ -1,8 +1,13 @@
 """The `jgen` command: list, train (smoke), eval, sample, and its errors."""
 
 import json
+import os
+import shutil
+import stat
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,24 +25,133 @@ def trained_run(tmp_path_factory):
     return workdir
 
 
-def test_list_names_every_experiment(capsys):
+def test_list_describes_every_experiment_and_its_variants(capsys):
+    from jgen.config import list_experiments
+
     assert main(["list"]) == 0
-    names = capsys.readouterr().out.split()
-    for name in (
-        "realnvp_2d:moons",
-        "realnvp_2d:checkerboard",
-        "realnvp_digits",
-        "gaussian_digits",
-    ):
-        assert name in names
+    lines = capsys.readouterr().out.splitlines()
+    described = {line.split()[0]: line.split(None, 1)[1] for line in lines if line[:1] != " "}
+    variants = " ".join(line for line in lines if line[:1] == " ")
+    assert described["realnvp_2d"].startswith("RealNVP (Dinh et al. 2017) on the 2-D toy")
+    assert described["gaussian_digits"].startswith("Baseline for the digits flows")
+    assert "realnvp_2d:{moons,circles," in variants and "vae_digits:{diagonal," in variants
+    for name in list_experiments():  # every runnable name is listed, as module or variant
+        module, _, variant = name.partition(":")
+        assert module in described and (not variant or f",{variant}" in variants.replace("{", ","))
+
+
+def test_show_prints_the_resolved_config_with_overrides(capsys):
+    assert main(["show", "realnvp_2d:checkerboard", "--smoke", "train.steps=7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "train.steps=7" in lines and "data.name='checkerboard'" in lines
+    assert "model.hidden_dims=(8,)" in lines  # the smoke variant
+    assert "train.num_seeds=1" in lines  # trainer defaults the config does not set
+
+
+@pytest.mark.parametrize(
+    "argv,hint",
+    [
+        (["show", "realnvp2d:moons"], "did you mean 'realnvp_2d'"),
+        (["train", "realnvp_2d:moon"], "did you mean 'moons'"),
+        (["show", "realnvp_2d:moons", "train.stpes=3"], "did you mean 'train.steps'"),
+        (["show", "realnvp_2d:moons", "trian.steps=3"], "did you mean 'train'"),
+    ],
+)
+def test_mistyped_names_get_a_suggestion(argv, hint, capsys):
+    assert main(argv) == 2
+    assert hint in capsys.readouterr().err
+
+
+def test_help_and_list_do_not_import_jax():
+    """`jgen --help` and `jgen list` start without the numerical stack; the time is printed
+    (under load it says little), the absence of JAX is asserted."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    probe = (
+        "import sys, time; t = time.perf_counter(); from jgen.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "print(f'{time.perf_counter() - t:.3f}', 'jax' in sys.modules, file=sys.stderr)"
+    )
+    for argv in (["--help"], ["list"]):
+        start = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env,
+            timeout=120,
+        )  # fmt: skip
+        wall = time.perf_counter() - start
+        seconds, jax_loaded = result.stderr.split()[-2:]
+        load = os.getloadavg()[0]
+        print(f"jgen {argv[0]}: {wall:.2f} s wall ({seconds} s in jgen), load average {load:.1f}")
+        assert result.returncode == 0 and jax_loaded == "False", result.stderr
 
 
 def test_train_writes_metrics_figures_and_checkpoint(trained_run, capsys):
-    for name in ("metrics.jsonl", "config.json", "samples.png", "density.json"):
+    for name in ("metrics.jsonl", "config.json", "samples.png", "density.json", "record.json"):
         assert (trained_run / name).is_file(), name
+        assert stat.S_IMODE((trained_run / name).stat().st_mode) == 0o644, name
     assert (trained_run / "checkpoints" / "3").is_dir()
     config = json.loads((trained_run / "config.json").read_text())
     assert config["train"]["steps"] == 3 and config["data"]["name"] == "moons"
+
+
+def test_train_writes_a_run_record(trained_run):
+    record = json.loads((trained_run / "record.json").read_text())
+    for key in ("command", "config", "commit", "date", "hardware", "load_average", "versions"):
+        assert key in record, key
+    assert record["command"].startswith("jgen train realnvp_2d:moons --smoke")
+    assert record["experiment"] == "realnvp_2d:moons" and record["config"]["train"]["steps"] == 3
+    assert record["metrics"]["step"] == 3 and np.isfinite(record["metrics"]["nll"])
+    assert 0.5 < record["metrics"]["density_integral"] < 1.5  # from density.json
+    assert record["versions"]["jax"] and record["hardware"]["devices"]
+
+
+def test_resume_says_where_it_resumes_and_warns_of_a_new_length(trained_run, tmp_path, capsys):
+    workdir = tmp_path / "resumed"
+    shutil.copytree(trained_run, workdir)
+    argv = ["train", "realnvp_2d:moons", "--smoke", "--no-progress", "--workdir", str(workdir)]
+    assert main([*argv, "train.steps=4"]) == 0
+    out, err = capsys.readouterr()
+    assert f"resuming from step 3 of 4 ({workdir})" in err
+    assert "warning: the checkpoint's run was 3 steps long and this one is 4" in err
+    assert json.loads(out.splitlines()[-1])["step"] == 4
+    # The last line says where the figures and files are.
+    assert err.splitlines()[-1] == (
+        f"figures and results in {workdir}/: samples.png, metrics.jsonl, record.json, checkpoints/"
+    )
+    assert main([*argv, "train.steps=4"]) == 0  # same length: no warning
+    err = capsys.readouterr().err
+    assert "resuming from step 4 of 4" in err and "warning" not in err
+
+
+def test_two_d_figure_has_axis_ticks_and_a_colour_bar():
+    from jgen.plotting import figure_2d
+
+    points = np.random.default_rng(0).normal(size=(500, 2))
+    xx, yy = np.meshgrid(np.linspace(-3, 3, 20), np.linspace(-3, 3, 20))
+    fig = figure_2d(data=points, samples=points, grid=(xx, yy, -(xx**2 + yy**2)), limit=3.0)
+    panels, colour_bars = fig.axes[:3], fig.axes[3:]
+    assert len(colour_bars) == 1  # the density's
+    for ax in panels:
+        assert len(ax.get_xticks()) > 2 and len(ax.get_yticks()) > 2
+        assert ax.get_xlim() == (-3.0, 3.0)
+
+
+def test_gan_sample_metrics_are_one_computation(tmp_path, capsys):
+    """The mode statistics are computed once, on the figures' samples: the summary printed by
+    `jgen train` and gan_metrics.json hold the same high_quality, and the evaluation does not
+    report a second, differently sampled one."""
+    workdir = tmp_path / "gan"
+    argv = ["train", "gan_2d:25gaussians", "--smoke", "--no-progress", "--workdir", str(workdir)]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])
+    saved = json.loads((workdir / "gan_metrics.json").read_text())
+    assert summary["high_quality"] == saved["high_quality"]
+    assert summary["modes"] == saved["modes"]
+    evaluations = [
+        json.loads(line)
+        for line in (workdir / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "test"
+    ]
+    assert evaluations and all("high_quality" not in e for e in evaluations)
 
 
 def test_eval_restores_and_reports(trained_run, capsys):
@@ -120,4 +234,4 @@ def test_console_script_is_installed():
         [sys.executable, "-m", "jgen.cli", "list"], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    assert "realnvp_2d:moons" in result.stdout.split()
+    assert "realnvp_2d" in result.stdout.split()

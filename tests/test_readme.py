@@ -1,18 +1,43 @@
-"""The README's Python example runs as written."""
+"""Every Python example of the README and of docs/*.md runs, verbatim, in the test suite.
+
+A fenced block tagged ``python`` (or ``py``) is run; the blocks of one file run in order in one
+namespace, as a reader would paste them. A block that is a fragment and cannot run (a signature,
+an excerpt) is marked by the line ``<!-- not run -->`` right above its fence; use it sparingly.
+"""
 
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+NOT_RUN = "<!-- not run -->"
+_FENCE = re.compile(
+    rf"(?P<marker>^{NOT_RUN}\n)?^```(?:python|py)\n(?P<code>.*?)^```", re.MULTILINE | re.DOTALL
+)
 
 
-def test_readme_python_example_runs():
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "README has no python example"
-    namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)
-    assert namespace["log_p"].shape == (16,)
-    assert namespace["samples"].shape == (100, 2) and namespace["log_q"].shape == (100,)
-    y, log_det = namespace["d"].forward_and_log_det(namespace["x"])
-    assert y.shape == (16, 2) and log_det.shape == (16,)
+def python_blocks(text: str) -> list[tuple[int, str, bool]]:
+    """``(line, code, run)`` of every python block of a markdown text."""
+    return [
+        (text.count("\n", 0, m.start("code")) + 1, m.group("code"), m.group("marker") is None)
+        for m in _FENCE.finditer(text)
+    ]
+
+
+def test_block_finder_reads_fences_and_markers():
+    text = "a\n```python\nx = 1\n```\n<!-- not run -->\n```py\ny(\n```\n```bash\nls\n```\n"
+    assert python_blocks(text) == [(3, "x = 1\n", True), (7, "y(\n", False)]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_examples_run(document):
+    blocks = python_blocks(document.read_text())
+    runnable = [(line, code) for line, code, run in blocks if run]
+    if document.name == "README.md":
+        assert runnable, "the README has no runnable python example"
+    namespace: dict = {"__name__": f"docs_example_{document.stem}"}
+    for line, code in runnable:
+        # Line numbers of a failure point into the markdown file.
+        exec(compile("\n" * (line - 1) + code, str(document), "exec"), namespace)

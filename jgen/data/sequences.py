@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jgen.validation import ValidationError, check_int
+# jgen.validation imports JAX, which host-side data code does not need until it raises or checks
+# (importing jgen.data, as `jgen list` does through the configs, stays light): imported in the
+# functions that use it.
 
 __all__ = [
     "BOS",
@@ -69,6 +71,8 @@ class Vocabulary:
         Raises `jgen.validation.ValidationError` for characters outside the alphabet or a text
         longer than ``length``.
         """
+        from jgen.validation import ValidationError
+
         if not isinstance(text, str):
             raise ValidationError(f"text: expected a str, got {type(text).__name__}")
         index = {c: i + NUM_SPECIAL_TOKENS for i, c in enumerate(self.alphabet)}
@@ -93,6 +97,8 @@ class Vocabulary:
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of ``ids``: stops at the first ``EOS`` or ``PAD``, skips ``BOS``."""
+        from jgen.validation import ValidationError
+
         chars = []
         for i in np.asarray(ids).tolist():
             if i in (PAD, EOS):
@@ -133,6 +139,8 @@ _DIGITS = "0123456789"
 
 
 def _check_lengths(min_length: int, max_length: int) -> tuple[int, int]:
+    from jgen.validation import check_int
+
     min_length = check_int(min_length, "min_length", minimum=1)
     max_length = check_int(max_length, "max_length", minimum=1)
     if min_length > max_length:
@@ -264,6 +272,8 @@ def make_sequence_splits(
     Raises ``ValueError`` when the task has too few distinct sources for ``n_test`` (e.g. very
     short sequences), rather than looping for ever.
     """
+    from jgen.validation import check_int
+
     n_train = check_int(n_train, "n_train", minimum=1)
     n_test = check_int(n_test, "n_test", minimum=1)
     rng = np.random.default_rng([seed, SEQUENCE_TASKS.index(task.name)])

@@ -20,7 +20,8 @@ Figures and metrics at the end of a run (``figures``), from the EMA generator wh
 ``train.ema_decay > 0``: 2-D data → ``samples.png`` (data and samples) and the mode statistics
 of `jgen.gan.metrics` on the mixtures; digits → ``samples.png`` (50 images, one row per class for a
 conditional GAN) and the digit-classifier metrics. Both are written to
-``gan_metrics.json``.
+``gan_metrics.json``; they are computed there only, on ``eval_samples`` draws with a fixed key
+(the VEEGAN/PacGAN protocol), not per test example in `GAN.evaluate`: one number per metric.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ml_collections import ConfigDict
 
 from jgen import plotting
 from jgen.data import Dataset, mixture_modes
-from jgen.gan.metrics import digits_classifier, digits_sample_metrics, high_quality, mode_statistics
+from jgen.gan.metrics import digits_sample_metrics, mode_statistics
 from jgen.gan.nets import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
 from jgen.gan.objective import GAN
 from jgen.train import TrainState, make_optimizer
@@ -70,23 +71,6 @@ def _networks(model: ConfigDict, dataset: Dataset, num_classes: int | None):
     return generator, discriminator
 
 
-def _sample_metrics(dataset: Dataset, conditional: bool, digit_metrics: bool):
-    """Per-sample metrics for `GAN.evaluate`: high-quality indicator on the mixtures, the
-    intended-class hit of a conditional GAN on digits."""
-    if dataset.name in MIXTURES:
-        centres, std = mixture_modes(dataset.name)
-        return lambda samples, labels: {"high_quality": high_quality(samples, centres, std)}
-    if dataset.name == "digits" and conditional and digit_metrics:
-        classifier = digits_classifier()
-
-        def intended(samples, labels):
-            hit = classifier.predict(samples) == labels
-            return {"intended_class_accuracy": hit.astype(jnp.float32)}
-
-        return intended
-    return None
-
-
 def _digit_metrics(model: ConfigDict) -> bool:
     return bool(model.get("digit_metrics", True))
 
@@ -105,7 +89,6 @@ def gan_from_config(config: ConfigDict, dataset: Dataset) -> GAN:
         d_steps=model.get("d_steps", 1), penalty=model.get("penalty", "none"),
         penalty_weight=model.get("penalty_weight", 10.0), num_classes=num_classes,
         num_levels=dataset.num_levels,
-        sample_metrics=_sample_metrics(dataset, conditional, _digit_metrics(model)),
     )  # fmt: skip
 
 

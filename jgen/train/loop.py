@@ -318,10 +318,11 @@ DATA_ORDER_KEYS = ("seed", "batch_size")
 STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0, "num_seeds": 1, "learning_rate_scales": []}
 
 
-def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
+def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
     """Refuse to resume a checkpoint written under a config with another model, data, optimiser
     or batch stream (train.seed, train.batch_size); other train settings (steps, logging) may
-    change."""
+    change. Returns the checkpoint's config (None when there is nothing to resume)."""
+    previous = None
     if Checkpointer.has_checkpoint(workdir) and (workdir / "config.json").exists():
         previous = load_config(workdir)
         changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != run_config.get(k)]
@@ -338,6 +339,23 @@ def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> None:
                 f"{', '.join(changed)} differ from {workdir / 'config.json'}); resume it with "
                 "the same config, or start over in another workdir (CLI: --workdir or --fresh)"
             )
+    return previous
+
+
+def _resume_messages(start: int, steps: int, workdir: Path, previous: dict[str, Any] | None):
+    """What a resumed run tells its user: where it resumes, and whether its length changed
+    (which moves every schedule set from the length, e.g. the learning rate's decay)."""
+    messages = [f"resuming from step {start} of {steps} ({workdir})"]
+    old_steps = ((previous or {}).get("train") or {}).get("steps")
+    if old_steps is not None and old_steps != steps:
+        messages.append(
+            f"warning: the checkpoint's run was {old_steps} steps long and this one is {steps}: "
+            "schedules that depend on the length of the run (the learning-rate schedule, built "
+            "with total_steps = train.steps) differ from the first part of the run from here on"
+        )
+    if start >= steps:
+        messages.append(f"nothing to train: the checkpoint is at step {start} >= {steps}")
+    return messages
 
 
 def _mean_metrics(
@@ -386,11 +404,12 @@ def fit(
     check_dataset(dataset, batch_size=config.batch_size)
     primary = is_primary()
     workdir = None if workdir is None else Path(workdir)
+    previous_config = None
     if workdir is not None:
         workdir.mkdir(parents=True, exist_ok=True)
         if run_config is not None:
             if resume:
-                _check_resumable(workdir, run_config)
+                previous_config = _check_resumable(workdir, run_config)
             barrier("jgen-fit-config-checked")  # every process has read the old config
             if primary:
                 save_config(workdir, run_config)
@@ -410,9 +429,13 @@ def fit(
     checkpointer = Checkpointer(workdir) if workdir is not None else None
     if checkpointer is not None and not resume:
         checkpointer.clear()
-    if checkpointer is not None and resume and checkpointer.latest_step() is not None:
+    resumed = checkpointer is not None and resume and checkpointer.latest_step() is not None
+    if resumed:
         state = checkpointer.restore(state)
     start = int(jax.device_get(state.step))
+    if resumed and primary:
+        for message in _resume_messages(start, config.steps, workdir, previous_config):
+            tqdm.write(message, file=sys.stderr)
 
     train_step = run_train_step(objective, config, mesh)
     # Simulated CPU devices share one host thread pool: if a later step's collectives are
