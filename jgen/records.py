@@ -222,7 +222,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
-        return f"{value:.4g}"
+        short = repr(value)  # as written, when it is short (2.04, 1e-05); else 4 digits
+        return short if len(short.lstrip("-")) <= 7 else f"{value:.4g}"
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
     return str(value).replace("|", "\\|")
@@ -257,9 +258,13 @@ def _load_line(records: Sequence[Mapping[str, Any]]) -> str:
 def _table(records: Sequence[Mapping[str, Any]]) -> list[str]:
     rows = [row for record in records for row in _rows(record)]
     columns = _columns(records, rows)
+    numeric = [
+        all(isinstance(row.get(c), int | float | None) for row in rows) and i > 0
+        for i, c in enumerate(columns)
+    ]
     lines = [
         "| " + " | ".join(columns) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|",
+        "|" + "|".join("---:" if right else "---" for right in numeric) + "|",
     ]
     lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
     return lines
@@ -288,8 +293,8 @@ def render_results(records: Sequence[Mapping[str, Any]]) -> str:
             out += ["", f"**Not regenerated:** {source}."]
         out += ["", *_table(members), ""]
         for record in members:
-            out.append(f"- `{record['command']}` ({record.get('date', 'undated')}; "
-                       f"[record]({_link(record)}))")  # fmt: skip
+            date = str(record.get("date") or "undated")[:10]
+            out.append(f"- `{record['command']}` ({date}; [record]({_link(record)}))")
         notes = [r["notes"] for r in members if r.get("notes")]
         if notes:
             out += ["", *notes]

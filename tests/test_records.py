@@ -1,6 +1,7 @@
 """Run records (`jgen.records`) and the results page built from them."""
 
 import json
+import re
 
 import pytest
 
@@ -73,3 +74,15 @@ def test_committed_results_page_is_what_the_records_give(capsys):
     page = (REPO_ROOT / RESULTS_PAGE).read_text()
     assert page == render_results(load_records()), "docs/results.md is stale: run `jgen report`"
     assert main(["report", "--check"]) == 0
+
+
+def test_readme_results_are_backed_by_records():
+    """Every number of the README's results table is on the generated results page."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme.split("\n## Results\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    numbers = {n for row in rows[1:] for n in re.findall(r"\d+\.\d+(?: ± \d+\.\d+)?%?", row)}
+    assert len(numbers) > 10
+    page = (REPO_ROOT / RESULTS_PAGE).read_text()
+    missing = sorted(n for n in numbers if n not in page)
+    assert not missing, f"README results without a record: {missing}"
