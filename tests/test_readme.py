@@ -6,6 +6,7 @@ an excerpt) is marked by the line ``<!-- not run -->`` right above its fence; us
 """
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,32 @@ def test_python_examples_run(document):
     for line, code in runnable:
         # Line numbers of a failure point into the markdown file.
         exec(compile("\n" * (line - 1) + code, str(document), "exec"), namespace)
+
+
+def jgen_train_commands(text: str) -> list[list[str]]:
+    """The arguments after ``jgen train`` of every such line of the bash blocks of a text."""
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith("jgen train "):
+                commands.append(shlex.split(line)[2:])
+    return commands
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documented_training_commands_name_real_experiments_and_keys(document):
+    """Every ``jgen train`` line of the docs resolves to a config (experiment, variant and
+    overrides exist and type-check), without training."""
+    from jgen.config import load_experiment_config
+
+    for argv in jgen_train_commands(document.read_text()):
+        options_with_value = {"--workdir", "--coordinator-address", "--num-processes", "--process-id"}
+        args, skip = [], False
+        for arg in argv:
+            if skip or arg in options_with_value:
+                skip = not skip
+                continue
+            args.append(arg)
+        positional = [a for a in args if not a.startswith("--")]
+        load_experiment_config(positional[0], positional[1:], smoke="--smoke" in args)
