@@ -184,8 +184,13 @@ def load_records(directories: Iterable[str | os.PathLike] | None = None) -> list
     for directory in dirs:
         for path in sorted(Path(directory).rglob("*.json")):
             record = json.loads(path.read_text())
-            if not isinstance(record, dict) or not ({"experiment", "benchmark"} & set(record)):
+            if not isinstance(record, dict) or not {"command", "config"} <= set(record):
                 continue  # another JSON file (a benchmark's raw output), not a run record
+            if not {"experiment", "benchmark"} & set(record):  # benchmarks/harness.py's records
+                record["benchmark"] = path.stem
+            table = path.with_suffix(".md")  # the table a benchmark wrote beside its record
+            if table.is_file() and not any(_scalar_rows(record)):
+                record["table"] = table.read_text().strip()
             try:
                 record["path"] = str(path.resolve().relative_to(REPO_ROOT))
             except ValueError:
@@ -209,10 +214,13 @@ def _hardware_line(record: Mapping[str, Any]) -> str:
     hw = record.get("hardware") or {}
     if isinstance(hw, str):
         return hw
-    parts = [hw.get("description") or hw.get("processor") or hw.get("machine") or "unknown CPU"]
+    cpu = hw.get("description") or hw.get("processor") or hw.get("cpu") or hw.get("machine")
+    parts = [cpu or "unknown CPU"]
     if hw.get("cpu_count"):
         parts.append(f"{hw['cpu_count']} CPU cores")
     parts += hw.get("devices") or []
+    if hw.get("device") and hw.get("num_devices"):  # benchmarks/harness.py's form
+        parts.append(f"{hw['num_devices']} x {hw.get('backend', '')}:{hw['device']}")
     return ", ".join(str(p) for p in parts)
 
 
@@ -236,6 +244,12 @@ def _rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"run": label, **record.get("metrics", {})}]
 
 
+def _scalar_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a record's table without nested dicts; none when only the label is left."""
+    rows = [{k: v for k, v in row.items() if not isinstance(v, dict)} for row in _rows(record)]
+    return [row for row in rows if set(row) - {"run"}]
+
+
 def _columns(records: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for record in records:
         if record.get("columns"):
@@ -246,17 +260,28 @@ def _columns(records: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, A
     return columns
 
 
+def _one_minute_load(load: Any) -> float:
+    """The 1-minute load of a record: [1, 5, 15] averages, or benchmarks/harness.py's summary
+    (the highest 1-minute load seen during the run)."""
+    if isinstance(load, Mapping):
+        return float(load.get("max_load1_during", load.get("after", [0.0])[0]))
+    return float(load[0])
+
+
 def _load_line(records: Sequence[Mapping[str, Any]]) -> str:
     loads = [r["load_average"] for r in records if r.get("load_average")]
     if not loads:
         return "load average not recorded"
-    ones = sorted(float(load[0]) for load in loads)
+    ones = sorted(_one_minute_load(load) for load in loads)
     span = f"{ones[0]:.2f}" if ones[0] == ones[-1] else f"{ones[0]:.2f}-{ones[-1]:.2f}"
-    return f"1-minute load average when the records were written: {span}"
+    return f"1-minute load average: {span}"
 
 
 def _table(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    rows = [row for record in records for row in _rows(record)]
+    tables = [r["table"] for r in records if r.get("table")]
+    if tables:  # a benchmark's own table, written with its record
+        return [t for table in tables for t in (table, "")][:-1]
+    rows = [row for record in records for row in _scalar_rows(record)]
     columns = _columns(records, rows)
     numeric = [
         all(isinstance(row.get(c), int | float | None) for row in rows) and i > 0
@@ -294,7 +319,11 @@ def render_results(records: Sequence[Mapping[str, Any]]) -> str:
         out += ["", *_table(members), ""]
         for record in members:
             date = str(record.get("date") or "undated")[:10]
-            out.append(f"- `{record['command']}` ({date}; [record]({_link(record)}))")
+            verdict = ""
+            if record.get("publishable") is False:
+                reasons = (record.get("load_average") or {}).get("not_publishable_because", [])
+                verdict = "; **not publishable**: " + "; ".join(reasons)
+            out.append(f"- `{record['command']}` ({date}; [record]({_link(record)}){verdict})")
         notes = [r["notes"] for r in members if r.get("notes")]
         if notes:
             out += ["", *notes]

@@ -44,6 +44,9 @@ def test_python_examples_run(document):
         exec(compile("\n" * (line - 1) + code, str(document), "exec"), namespace)
 
 
+OPTIONS_WITH_VALUE = {"--workdir", "--coordinator-address", "--num-processes", "--process-id"}
+
+
 def jgen_train_commands(text: str) -> list[list[str]]:
     """The arguments after ``jgen train`` of every such line of the bash blocks of a text."""
     commands = []
@@ -62,10 +65,9 @@ def test_documented_training_commands_name_real_experiments_and_keys(document):
     from jgen.config import load_experiment_config
 
     for argv in jgen_train_commands(document.read_text()):
-        options_with_value = {"--workdir", "--coordinator-address", "--num-processes", "--process-id"}
         args, skip = [], False
         for arg in argv:
-            if skip or arg in options_with_value:
+            if skip or arg in OPTIONS_WITH_VALUE:
                 skip = not skip
                 continue
             args.append(arg)

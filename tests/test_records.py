@@ -58,7 +58,7 @@ def test_results_page_has_one_table_per_group_and_hardware(tmp_path):
     assert page.count("\n## ") == 4  # toy on CPU A, toy on CPU B, digits, the benchmark
     toy_a = page.split("## experiment toy")[1]
     assert "Hardware: CPU A, 2 CPU cores, 1 x cpu:cpu;" in toy_a
-    assert "load average when the records were written: 0.50-2.00" in toy_a
+    assert "1-minute load average: 0.50-2.00" in toy_a
     assert "| toy:a | 2.5 |" in toy_a and "| toy:b | 3.25 |" in toy_a
     assert "`jgen train toy:a`" in toy_a
     assert "**Not regenerated:** transcribed from the README of 1234567" in page
@@ -67,6 +67,26 @@ def test_results_page_has_one_table_per_group_and_hardware(tmp_path):
     write_record(tmp_path / "r.json", records[0])
     (tmp_path / "raw.json").write_text(json.dumps({"times": [1, 2]}))
     assert [r["experiment"] for r in load_records([tmp_path])] == ["toy:a"]
+
+
+def test_benchmark_harness_records_are_rendered_with_their_tables(tmp_path):
+    """A record of benchmarks/harness.py (nested metrics, a load summary, a table beside it)."""
+    load = {"before": [0.4, 0.5, 0.6], "after": [0.7, 0.5, 0.6], "max_load1_during": 1.25,
+            "publishable": False, "not_publishable_because": ["1-min load reached 9"]}  # fmt: skip
+    record = {
+        "command": "python benchmarks/flows.py", "config": {"dims": [2]}, "commit": "abc",
+        "date": "2026-12-06 13:00 UTC", "load_average": load, "publishable": False,
+        "hardware": {"cpu": "CPU C", "cpu_count": 2, "backend": "cpu", "device": "cpu",
+                     "num_devices": 1},
+        "versions": {}, "metrics": {"rows": {"jgen": {"ms": 5.0}}},
+    }  # fmt: skip
+    (tmp_path / "flows.json").write_text(json.dumps(record))
+    (tmp_path / "flows.md").write_text("| model | ms |\n|---|---:|\n| jgen | 5.0 |\n")
+    [loaded] = load_records([tmp_path])
+    page = render_results([loaded])
+    assert "## benchmark flows" in page and "Hardware: CPU C, 2 CPU cores, 1 x cpu:cpu;" in page
+    assert "1-minute load average: 1.25" in page and "| jgen | 5.0 |" in page
+    assert "**not publishable**: 1-min load reached 9" in page
 
 
 def test_committed_results_page_is_what_the_records_give(capsys):
