@@ -3,7 +3,8 @@
     log p(x) = sum_{d=1}^{D} log p(x_d | x_1..x_{d-1})
 
 in raster order, each conditional a categorical over ``num_levels`` values computed by one
-masked MLP pass. The input is one-hot (D x K features); unit degrees follow the MADE recipe:
+masked MLP pass (masks and masked layers from `jgen.masked`, shared with the autoregressive
+flows). The input is one-hot (D x K features); unit degrees follow the MADE recipe:
 input and output units of pixel d have degree d, hidden units degrees in 1..D-1 (assigned
 cyclically, so the masks are deterministic), a hidden unit of degree m sees inputs of degree
 <= m, and the output of pixel d sees hidden units (and, through the direct connection, inputs)
@@ -12,57 +13,19 @@ of degree < d. Pixel 1's conditional is therefore a learned constant distributio
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jgen import validation
+from jgen.masked import MaskedDense, made_masks
 from jgen.typing import Array, PRNGKey
 from jgen.validation import ValidationError, check_array, check_int
 
 __all__ = ["MADE", "MaskedDense", "made_masks"]
-
-
-def made_masks(
-    num_dims: int, num_levels: int, hidden_dims: Sequence[int], *, one_hot: bool = True
-) -> list[np.ndarray]:
-    """The 0/1 masks ``(in, out)`` of every layer: input->hidden..., hidden->output, input->output.
-
-    Output features (and one-hot input features) are ordered pixel-major: ``d * K + k``; scalar
-    inputs (``one_hot=False``) have one feature per pixel.
-    """
-    input_degree = np.repeat(np.arange(1, num_dims + 1), num_levels if one_hot else 1)
-    degrees = [input_degree]
-    for width in hidden_dims:
-        degrees.append(np.arange(width) % max(num_dims - 1, 1) + 1)
-    output_degree = np.repeat(np.arange(1, num_dims + 1), num_levels)
-    masks = [
-        (later[None, :] >= earlier[:, None]).astype(np.float32)
-        for earlier, later in itertools.pairwise(degrees)
-    ]
-    masks.append((output_degree[None, :] > degrees[-1][:, None]).astype(np.float32))
-    masks.append((output_degree[None, :] > input_degree[:, None]).astype(np.float32))
-    return masks
-
-
-class MaskedDense(nn.Module):
-    """y = x (W * M) + b with a fixed 0/1 mask M ``(in, out)``."""
-
-    mask: np.ndarray
-    use_bias: bool = True
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), self.mask.shape, jnp.float32)
-        y = x @ (kernel * jnp.asarray(self.mask)).astype(x.dtype)
-        if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros_init(), (self.mask.shape[1],))
-        return y
 
 
 class MADE(nn.Module):

@@ -22,9 +22,18 @@ from jgen.bijectors.planar import Planar, Radial
 
 # Coupling, multi-scale and ready-made RealNVP flows are exported below this line.
 # isort: split
-from jgen.bijectors.coupling import AffineCoupling
+from jgen.bijectors.coupling import AffineCoupling, SplineCoupling
 from jgen.bijectors.multiscale import FactorOut, Squeeze
-from jgen.bijectors.realnvp import multiscale_realnvp, realnvp
+from jgen.bijectors.realnvp import multiscale_realnvp, neural_spline_flow, realnvp
+from jgen.bijectors.spline import RationalQuadraticSpline
+
+# Masked autoregressive flows (MAF / IAF) are exported below this line.
+# isort: split
+from jgen.bijectors.autoregressive import (
+    InverseAutoregressive,
+    MaskedAutoregressive,
+    masked_autoregressive_flow,
+)
 
 # Residual flows (i-ResNet / Residual Flows) and spectral normalisation are exported below.
 # isort: split
@@ -54,13 +63,16 @@ __all__ = [
     "FromDistrax",
     "Identity",
     "Inverse",
+    "InverseAutoregressive",
     "LULinear",
     "LogDetEstimator",
     "Logit",
+    "MaskedAutoregressive",
     "Permute",
     "Planar",
     "PowerSeriesLogDet",
     "Radial",
+    "RationalQuadraticSpline",
     "ResidualBlock",
     "Reverse",
     "RussianRouletteLogDet",
@@ -68,9 +80,12 @@ __all__ = [
     "Sigmoid",
     "SpectralConv",
     "SpectralDense",
+    "SplineCoupling",
     "Squeeze",
     "Tanh",
+    "masked_autoregressive_flow",
     "multiscale_realnvp",
+    "neural_spline_flow",
     "random_orthogonal",
     "random_permutation",
     "realnvp",

@@ -1,4 +1,13 @@
-"""Affine coupling layers (RealNVP, Dinh et al. 2017) for vectors and NHWC images.
+"""Coupling layers for vectors and NHWC images: affine (RealNVP, Dinh et al. 2017) and
+rational-quadratic spline (Neural Spline Flows, Durkan et al. 2019).
+
+`Coupling` holds what every coupling shares (masks, conditioner, context); a subclass is a
+transformer: `AffineCoupling` (below) or `SplineCoupling`, which replaces x_B ⊙ exp(s) + t by
+a monotone spline of x_B whose knots are the conditioner's outputs (`jgen.bijectors.spline`;
+zero outputs give the identity, so the zero-initialised default conditioner starts as the
+identity there too). The conditioner's output is ordered parameter-major: P blocks of |B|
+features (vectors) or of C' channels (images), P = 2 for the affine (raw_s, t) and
+3K − 1 for a K-bin spline.
 
 The coordinates of an event are split into a conditioning part x_A (left unchanged) and a
 transformed part x_B. With the conditioner network's output (raw_s, t) = NN(x_A [, context]):
@@ -51,10 +60,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.bijectors.base import Bijector, sum_rightmost
+from jgen.bijectors.spline import apply_spline, check_spline_options, num_spline_params
 from jgen.nets import MLP, ConvResNet
 from jgen.typing import Array
+from jgen.validation import check_number
 
-__all__ = ["IMAGE_MASKS", "VECTOR_MASKS", "AffineCoupling", "checkerboard_mask"]
+__all__ = [
+    "IMAGE_MASKS",
+    "VECTOR_MASKS",
+    "AffineCoupling",
+    "Coupling",
+    "SplineCoupling",
+    "affine_transform",
+    "checkerboard_mask",
+]
 
 VECTOR_MASKS = ("alternating", "half")
 IMAGE_MASKS = ("checkerboard", "channel")
@@ -75,10 +94,22 @@ def _interleave(even: Array, odd: Array) -> Array:
     return merged.reshape((*merged.shape[:-2], -1))[..., :n]
 
 
-class AffineCoupling(Bijector):
-    """Affine coupling y_A = x_A, y_B = x_B ⊙ exp(s(x_A)) + t(x_A); log-det Σ_B s.
+def affine_transform(v: Array, raw: Array, scale: Array, *, inverse: bool) -> tuple[Array, Array]:
+    """The affine transformer with a bounded log-scale: raw (..., 2) = (raw_s, t),
+    s = scale · tanh(raw_s), forward v·exp(s) + t, inverse (v − t)·exp(−s); (output,
+    per-element log-derivative s or −s)."""
+    log_scale = scale * jnp.tanh(raw[..., 0])
+    shift = raw[..., 1]
+    if inverse:
+        return (v - shift) * jnp.exp(-log_scale), -log_scale
+    return v * jnp.exp(log_scale) + shift, log_scale
 
-    See the module docstring for the maths, the masks and the scale parameterisation.
+
+class Coupling(Bijector):
+    """Shared part of coupling layers: y_A = x_A, y_B = T(x_B; NN(x_A [, context])), with a
+    transformer T given by the subclass (`_params_per_feature`, `_transform`).
+
+    See the module docstring for the masks. Fields:
 
     event_shape:    (D,) for vectors or (H, W, C) for NHWC images; ``event_ndims`` is its length.
     mask:           'alternating' (default for vectors), 'half', 'checkerboard' (default for
@@ -88,16 +119,16 @@ class AffineCoupling(Bijector):
                     ``ConvResNet(channels, num_blocks)`` for images); a factory
                     ``f(num_outputs) -> nn.Module`` (e.g. ``functools.partial(MLP, (64, 64),
                     zero_init_last=True)``); or a Flax module (used by this coupling only). It
-                    maps the conditioning input to 2·|B| features (vectors) or 2·C'
+                    maps the conditioning input to P·|B| features (vectors) or P·C'
                     channels (images; C' = C for 'checkerboard', the transformed channels
-                    for 'channel'), ordered (raw_s, t). ``zero_init_last`` only applies to the
+                    for 'channel'), parameter-major. ``zero_init_last`` only applies to the
                     default network; a custom one is the identity at init only if it outputs 0.
     context_dim:    if set, a context of that size is required; if None, a context is used
                     whenever given (its size is inferred at initialisation).
     hidden_dims:    hidden widths of the default MLP conditioner.
     channels, num_blocks: width and depth of the default ConvResNet conditioner.
     zero_init_last: start as the identity (zero last layer of the default conditioner).
-    param_dtype:    dtype of ``scale`` and of the default conditioner's parameters; None (the
+    param_dtype:    dtype of the transformer's and the default conditioner's parameters; None (the
                     default) is JAX's default float type: float32, or float64 under
                     ``jax_enable_x64`` (as for every other jgen bijector). A custom conditioner
                     keeps its own parameter dtype.
@@ -115,16 +146,16 @@ class AffineCoupling(Bijector):
     param_dtype: Any = None
 
     def __post_init__(self):
+        owner = type(self).__name__
         shape = self.event_shape
         if isinstance(shape, int) or not isinstance(shape, Sequence):
-            raise TypeError(f"AffineCoupling: event_shape must be a tuple of ints, got {shape!r}")
+            raise TypeError(f"{owner}: event_shape must be a tuple of ints, got {shape!r}")
         shape = tuple(shape)
         if len(shape) not in (1, 3) or any(
             isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in shape
         ):
             raise ValueError(
-                "AffineCoupling: event_shape must be (D,) or (H, W, C) with positive ints, "
-                f"got {shape!r}"
+                f"{owner}: event_shape must be (D,) or (H, W, C) with positive ints, got {shape!r}"
             )
         object.__setattr__(self, "event_shape", shape)
         mask = self.mask
@@ -135,38 +166,51 @@ class AffineCoupling(Bijector):
         if mask not in allowed:
             kind = "vector" if len(shape) == 1 else "image"
             raise ValueError(
-                f"AffineCoupling: mask for {kind} events {shape} must be one of {allowed}, "
-                f"got {mask!r}"
+                f"{owner}: mask for {kind} events {shape} must be one of {allowed}, got {mask!r}"
             )
         if isinstance(self.parity, bool) or self.parity not in (0, 1):
-            raise ValueError(f"AffineCoupling: parity must be 0 or 1, got {self.parity!r}")
+            raise ValueError(f"{owner}: parity must be 0 or 1, got {self.parity!r}")
         if mask in VECTOR_MASKS and shape[0] < 2:
-            raise ValueError(f"AffineCoupling: mask {mask!r} needs D >= 2, got event_shape {shape}")
+            raise ValueError(f"{owner}: mask {mask!r} needs D >= 2, got event_shape {shape}")
         if mask == "channel" and shape[2] < 2:
             raise ValueError(
-                f"AffineCoupling: mask 'channel' needs C >= 2 channels, got event_shape {shape} "
+                f"{owner}: mask 'channel' needs C >= 2 channels, got event_shape {shape} "
                 "(squeeze the image first)"
             )
         if mask == "checkerboard" and shape[0] * shape[1] < 2:
-            raise ValueError(
-                f"AffineCoupling: mask 'checkerboard' needs at least 2 pixels, got {shape}"
-            )
+            raise ValueError(f"{owner}: mask 'checkerboard' needs at least 2 pixels, got {shape}")
         if self.context_dim is not None and (
             isinstance(self.context_dim, bool)
             or not isinstance(self.context_dim, int)
             or self.context_dim < 1
         ):
             raise ValueError(
-                f"AffineCoupling: context_dim must be None or a positive int, "
-                f"got {self.context_dim!r}"
+                f"{owner}: context_dim must be None or a positive int, got {self.context_dim!r}"
             )
         if self.conditioner is not None and not callable(self.conditioner):
             raise TypeError(
-                "AffineCoupling: conditioner must be None, a Flax module or a factory "
+                f"{owner}: conditioner must be None, a Flax module or a factory "
                 f"f(num_outputs) -> module, got {type(self.conditioner).__name__}"
             )
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        self._check_transformer_options()
         super().__post_init__()
+
+    # Transformer (subclasses) -------------------------------------------------------------
+    def _check_transformer_options(self) -> None:
+        """Clear errors for the subclass's own options."""
+
+    def _params_per_feature(self) -> int:
+        """P: the conditioner's outputs per transformed feature."""
+        raise NotImplementedError
+
+    def _setup_transformer(self, num_transformed: int, param_dtype) -> None:
+        """Create the transformer's own parameters (in ``setup``)."""
+
+    def _transform(self, z: Array, raw: Array, inverse: bool) -> tuple[Array, Array]:
+        """T (or T⁻¹) of the transformed part ``z`` with parameters ``raw`` (``z.shape + (P,)``):
+        (output, per-element log-derivative)."""
+        raise NotImplementedError
 
     @property
     def event_ndims(self) -> int:
@@ -211,7 +255,7 @@ class AffineCoupling(Bijector):
         return self.param_dtype
 
     def setup(self):
-        num_outputs = 2 * self._num_transformed()
+        num_outputs = self._params_per_feature() * self._num_transformed()
         param_dtype = self._param_dtype()
         if self.conditioner is None:
             if self.event_ndims == 1:
@@ -233,13 +277,11 @@ class AffineCoupling(Bijector):
             net = self.conditioner(num_outputs)
             if not isinstance(net, nn.Module):
                 raise TypeError(
-                    "AffineCoupling: the conditioner factory must return a Flax module, "
+                    f"{type(self).__name__}: the conditioner factory must return a Flax module, "
                     f"got {type(net).__name__}"
                 )
             self.net = net
-        self.scale = self.param(
-            "scale", nn.initializers.ones_init(), (self._num_transformed(),), param_dtype
-        )
+        self._setup_transformer(self._num_transformed(), param_dtype)
 
     def _network(self) -> nn.Module:
         if isinstance(self.conditioner, nn.Module):
@@ -251,15 +293,16 @@ class AffineCoupling(Bijector):
         if context is None:
             if self.context_dim is not None:
                 raise ValueError(
-                    f"AffineCoupling: context_dim={self.context_dim} but no context was given"
+                    f"{type(self).__name__}: context_dim={self.context_dim} but no context was "
+                    "given"
                 )
             return h
         if context.ndim < 1 or (
             self.context_dim is not None and context.shape[-1] != self.context_dim
         ):
             raise ValueError(
-                f"AffineCoupling: expected a context of shape (..., {self.context_dim or 'K'}), "
-                f"got {context.shape}"
+                f"{type(self).__name__}: expected a context of shape "
+                f"(..., {self.context_dim or 'K'}), got {context.shape}"
             )
         context = context.astype(h.dtype)
         if self.event_ndims == 3:  # broadcast over the pixels
@@ -267,22 +310,22 @@ class AffineCoupling(Bijector):
         context = jnp.broadcast_to(context, (*h.shape[:-1], context.shape[-1]))
         return jnp.concatenate([h, context], axis=-1)
 
-    def _log_scale_and_shift(self, h: Array, context: Array | None) -> tuple[Array, Array]:
+    def _transformer_params(self, h: Array, context: Array | None) -> Array:
+        """The conditioner's output as ``(..., n, P)``: P parameters per transformed feature."""
         out = self._network()(self._with_context(h, context))
-        n = self._num_transformed()
-        expected = (*h.shape[:-1], 2 * n)
+        n, p = self._num_transformed(), self._params_per_feature()
+        expected = (*h.shape[:-1], p * n)
         if out.shape != expected:
             raise ValueError(
-                f"AffineCoupling: the conditioner must output shape {expected} (raw_s and t for "
-                f"{n} transformed features), got {out.shape}"
+                f"{type(self).__name__}: the conditioner must output shape {expected} ({p} "
+                f"parameters for each of {n} transformed features), got {out.shape}"
             )
-        raw_log_scale, shift = out[..., :n], out[..., n:]
-        return self.scale * jnp.tanh(raw_log_scale), shift
+        return jnp.moveaxis(out.reshape((*h.shape[:-1], p, n)), -2, -1)
 
     def _check_input(self, x: Array) -> None:
         if x.ndim < self.event_ndims or x.shape[x.ndim - self.event_ndims :] != self.event_shape:
             raise ValueError(
-                f"AffineCoupling: expected inputs of shape (batch..., *{self.event_shape}), "
+                f"{type(self).__name__}: expected inputs of shape (batch..., *{self.event_shape}), "
                 f"got {x.shape}"
             )
 
@@ -290,27 +333,81 @@ class AffineCoupling(Bijector):
         self._check_input(x)
         if self.mask == "checkerboard":
             h, w = self.event_shape[:2]
-            m = jnp.asarray(checkerboard_mask(h, w, self.parity), x.dtype)
-            log_scale, shift = self._log_scale_and_shift(x * m, context)
-            log_scale, shift = log_scale * (1 - m), shift * (1 - m)
-            if inverse:
-                y = (x - shift) * jnp.exp(-log_scale)
-            else:
-                y = x * jnp.exp(log_scale) + shift
-            log_det = sum_rightmost(log_scale, 3)
+            m = jnp.asarray(checkerboard_mask(h, w, self.parity))
+            z, log_det = self._transform(
+                x, self._transformer_params(x * m.astype(x.dtype), context), inverse
+            )
+            y = jnp.where(m, x, z)
+            log_det = jnp.where(m, 0.0, log_det)
         else:
             conditioning, z = self._split(x)
-            log_scale, shift = self._log_scale_and_shift(conditioning, context)
-            if inverse:
-                z = (z - shift) * jnp.exp(-log_scale)
-            else:
-                z = z * jnp.exp(log_scale) + shift
+            raw = self._transformer_params(conditioning, context)
+            z, log_det = self._transform(z, raw, inverse)
             y = self._merge(conditioning, z)
-            log_det = sum_rightmost(log_scale, self.event_ndims)
-        return y, -log_det if inverse else log_det
+        return y, sum_rightmost(log_det, self.event_ndims)
 
     def forward_and_log_det(self, x, context=None):
         return self._couple(x, context, inverse=False)
 
     def inverse_and_log_det(self, y, context=None):
         return self._couple(y, context, inverse=True)
+
+
+class AffineCoupling(Coupling):
+    """Affine coupling y_A = x_A, y_B = x_B ⊙ exp(s(x_A)) + t(x_A); log-det Σ_B s.
+
+    See the module docstring for the maths, the masks and the scale parameterisation, and
+    `Coupling` for the fields. The conditioner outputs (raw_s, t): 2·|B| features (vectors) or
+    2·C' channels (images); ``scale`` (one per transformed feature, initialised to 1) has
+    ``param_dtype``.
+    """
+
+    def _params_per_feature(self) -> int:
+        return 2
+
+    def _setup_transformer(self, num_transformed: int, param_dtype) -> None:
+        self.scale = self.param(
+            "scale", nn.initializers.ones_init(), (num_transformed,), param_dtype
+        )
+
+    def _transform(self, z, raw, inverse):
+        return affine_transform(z, raw, self.scale, inverse=inverse)
+
+
+class SplineCoupling(Coupling):
+    """Rational-quadratic spline coupling (Durkan et al. 2019): y_A = x_A and every element of
+    x_B goes through its own monotone spline on [−bound, bound] (identity outside), with knots
+    from NN(x_A [, context]); log-det Σ_B log f'(x_B).
+
+    The fields of `AffineCoupling` (masks, conditioner, context, ``zero_init_last``), and
+    num_bins:       K; the conditioner outputs (3K − 1)·|B| features (vectors) or (3K − 1)·C'
+                    channels (images).
+    bound:          B of the interval [−B, B].
+    min_bin_size, min_derivative: floors of the bin sizes and knot derivatives.
+    """
+
+    num_bins: int = 8
+    bound: float = 3.0
+    min_bin_size: float = 1e-3
+    min_derivative: float = 1e-3
+
+    def _check_transformer_options(self) -> None:
+        owner = type(self).__name__
+        check_number(self.bound, "bound", owner=owner)
+        check_spline_options(
+            owner, self.num_bins, -self.bound, self.bound, self.min_bin_size, self.min_derivative
+        )
+
+    def _params_per_feature(self) -> int:
+        return num_spline_params(self.num_bins)
+
+    def _transform(self, z, raw, inverse):
+        return apply_spline(
+            z,
+            raw.astype(z.dtype),
+            inverse=inverse,
+            num_bins=self.num_bins,
+            bound=self.bound,
+            min_bin_size=self.min_bin_size,
+            min_derivative=self.min_derivative,
+        )
