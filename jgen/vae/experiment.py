@@ -6,8 +6,8 @@ model (vae):        likelihood ('bernoulli' | 'categorical' | 'gaussian'), binar
                     ('dynamic' | 'threshold': Bernoulli on level data), binarization_seed (seed of
                     the fixed binarisation used in evaluation), latent_dim, architecture
                     ('mlp' | 'conv'), hidden_dims, conv_channels, activation, posterior_flow
-                    ('none' | 'planar' | 'radial'), num_flows, amortized, kl ('analytic' | 'mc'),
-                    train_samples
+                    ('none' | 'planar' | 'radial' | 'iaf'), num_flows, amortized, kl
+                    ('analytic' | 'mc'), train_samples
 model (helmholtz):  likelihood, binarization, binarization_seed, latent_dims (binary layers,
                     bottom first), hidden_dims, activation
 evaluation:         iwae_k (tuple: the IWAE-k metrics of every evaluation; the largest gives

@@ -5,13 +5,17 @@ whose parameters the decoder outputs. Recognition model (Kingma & Welling 2014):
 
     q_0(z_0|x) = N(μ(x), diag σ(x)²),   z_0 = μ + σ ⊙ ε,  ε ~ N(0, I)   (reparametrisation)
 
-optionally refined by K planar or radial flows (Rezende & Mohamed 2015, notes section 2.2),
+optionally refined by K planar or radial flows (Rezende & Mohamed 2015, notes section 2.2) or
+K inverse autoregressive flow layers (IAF, Kingma et al. 2016; `jgen.bijectors.
+InverseAutoregressive`, one MADE pass each, coordinates reversed on every other layer),
 z_K = f_K ∘ … ∘ f_1(z_0), so that
 
     log q_K(z_K|x) = log q_0(z_0|x) − Σ_k log|det ∂f_k/∂z_{k−1}|.
 
 The flows' parameters are either emitted by the encoder per example (``amortized=True``: the
-encoder's head grows by K · num_context_params(latent_dim)) or shared by all examples.
+encoder's head grows by K · num_context_params(latent_dim)) or shared by all examples. IAF
+layers have their own MADE parameters and, when amortised, read a context of ``latent_dim``
+encoder outputs each (Kingma et al.'s h).
 The encoder's head is [μ (d), log σ (d), flow parameters]; log σ is used as is.
 """
 
@@ -22,6 +26,9 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jgen.bijectors.autoregressive import InverseAutoregressive
+from jgen.bijectors.base import Chain
+from jgen.bijectors.permutations import Reverse
 from jgen.bijectors.planar import flow_layer_class
 from jgen.nets import resolve_activation
 from jgen.typing import Array
@@ -31,12 +38,20 @@ from jgen.validation import check_int
 
 __all__ = ["POSTERIOR_FLOWS", "VAE"]
 
-POSTERIOR_FLOWS = ("planar", "radial")
+POSTERIOR_FLOWS = ("planar", "radial", "iaf")
 ARCHITECTURES = ("mlp", "conv")
 
 
 def _flow_class(kind: str):
-    return flow_layer_class(kind, "VAE: posterior_flow")
+    """Planar or Radial by name; None for 'iaf' (built by `VAE.setup`)."""
+    if kind == "iaf":
+        return None
+    try:
+        return flow_layer_class(kind, "VAE: posterior_flow")
+    except ValueError:
+        raise ValueError(
+            f"VAE: posterior_flow must be one of {POSTERIOR_FLOWS}, got {kind!r}"
+        ) from None
 
 
 class VAE(nn.Module):
@@ -50,7 +65,8 @@ class VAE(nn.Module):
                       width of the dense layer(s) — only ``hidden_dims[0]`` is used.
     conv_channels:    channels of the stride-2 stages of the conv encoder/decoder.
     activation:       name in `jgen.nets.ACTIVATIONS`.
-    posterior_flow:   None, 'planar' or 'radial'.
+    posterior_flow:   None, 'planar', 'radial' or 'iaf' (MADE of one hidden layer of width
+                      ``hidden_dims[0]``, affine transformer).
     num_flows:        K, the number of flow layers (0 with no flow).
     amortized:        flow parameters from the encoder (True) or shared (False).
     """
@@ -96,6 +112,8 @@ class VAE(nn.Module):
         """Encoder outputs per flow layer (0 without flows or with shared flows)."""
         if self.posterior_flow is None or not self.amortized:
             return 0
+        if self.posterior_flow == "iaf":
+            return self.latent_dim
         return _flow_class(self.posterior_flow).num_context_params(self.latent_dim)
 
     def setup(self):
@@ -109,12 +127,25 @@ class VAE(nn.Module):
             channels = tuple(self.conv_channels)
             self.encoder = ConvEncoder(self.event_shape, channels, hidden[0], head, act)
             self.decoder = ConvDecoder(self.event_shape, channels, hidden[0], self.num_params, act)
-        if self.posterior_flow is not None:
+        if self.posterior_flow == "iaf":
+            self.flows = [self._iaf_layer(k, hidden) for k in range(self.num_flows)]
+        elif self.posterior_flow is not None:
             cls = _flow_class(self.posterior_flow)
             self.flows = [
                 cls(self.latent_dim, amortized=self.amortized, name=f"flow{k}")
                 for k in range(self.num_flows)
             ]
+
+    def _iaf_layer(self, k: int, hidden: tuple[int, ...]):
+        layer = InverseAutoregressive(
+            self.latent_dim,
+            hidden_dims=hidden[:1],
+            context_dim=self.context_size or None,
+            activation=self.activation,
+        )
+        if k % 2 == 0 or self.latent_dim == 1:
+            return Chain([layer], name=f"flow{k}")
+        return Chain([Reverse(), layer, Reverse()], name=f"flow{k}")
 
     def encode(self, x: Array) -> tuple[Array, Array, Array]:
         """Encoder input (..., *event_shape) -> (μ, log σ, flow parameters (..., K·P))."""

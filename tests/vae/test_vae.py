@@ -162,14 +162,21 @@ def test_iwae_bounds_for_several_k_are_prefixes_of_one_pass():
         np.testing.assert_allclose(bound, alone, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("kind, amortized", [("planar", True), ("radial", False)])
+@pytest.mark.parametrize("kind, amortized", [("planar", True), ("radial", False), ("iaf", True)])
 def test_flow_posterior_density_is_the_change_of_variables(digits, kind, amortized):
     objective = _objective(posterior_flow=kind, num_flows=3, amortized=amortized)
     x = digits.test[:1]
     params, _ = jax.jit(objective.init)(jax.random.PRNGKey(8), {"x": x})
-    # Shared flows start near the identity (init_scale 0.1): move them away from it.
-    params = {k: jax.tree.map(lambda p: 8 * p, v) if k.startswith("flow") else v
-              for k, v in params.items()}  # fmt: skip
+
+    # Shared flows start near the identity (init_scale 0.1): move them away from it. IAF's
+    # MADE output layers start at zero (the identity): draw all its parameters at random.
+    def away_from_identity(path, p):
+        if kind == "iaf":
+            return 0.3 * jax.random.normal(jax.random.PRNGKey(len(str(path))), p.shape, p.dtype)
+        return 8 * p
+
+    params = {k: jax.tree_util.tree_map_with_path(away_from_identity, v)
+              if k.startswith("flow") else v for k, v in params.items()}  # fmt: skip
     x_in = objective.likelihood.encoder_input(objective.likelihood.target(None, x, train=False))
     eps = jax.random.normal(jax.random.PRNGKey(9), (1, 1, 4))
     model = objective.model
@@ -191,9 +198,10 @@ def test_flow_posterior_density_is_the_change_of_variables(digits, kind, amortiz
     np.testing.assert_allclose(post["sum_log_det"][0, 0], log_det, rtol=1e-4, atol=1e-5)
     assert abs(float(log_det)) > 1e-3  # the flows are not the identity
     np.testing.assert_allclose(post["log_q"], post["log_q0"] - log_det, rtol=1e-5)
-    if amortized:
-        assert not any("flow" in name for name in params)  # parameters come from the encoder
-        assert params["encoder"]["mlp"]["out"]["kernel"].shape[-1] == 2 * 4 + 3 * 9
+    if amortized:  # (all of planar's, IAF's context of latent_dim = 4) from the encoder
+        assert kind == "iaf" or not any("flow" in name for name in params)
+        context = 4 if kind == "iaf" else 9
+        assert params["encoder"]["mlp"]["out"]["kernel"].shape[-1] == 2 * 4 + 3 * context
 
 
 def test_bad_inputs_get_clear_errors(trained):
