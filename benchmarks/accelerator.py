@@ -512,7 +512,7 @@ def run(
         else:
             # The worker stops starting batches at its deadline; the timeout also covers the
             # batch it started last and the process's start-up.
-            new = _run_worker_process(task, settings, deadline, timeout=share + 90.0)
+            new = _run_worker_process(task, settings, deadline, timeout=share + 60.0)
         for row in new:
             log(f"  {_row_line(row)}")
         rows += new

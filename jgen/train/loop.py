@@ -47,13 +47,14 @@ from jgen.parallel.mesh import data_mesh, local_rows, replicated_sharding, shard
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
 from jgen.train.members import member_state, stack_states, with_member_scale
 from jgen.train.step import (
+    GUARDS,
     Objective,
     TrainState,
     make_eval_step,
     make_train_step,
     player_schedule,
 )
-from jgen.validation import check_dataset, check_number
+from jgen.validation import check_choice, check_dataset, check_number
 
 __all__ = [
     "FitResult",
@@ -81,6 +82,9 @@ class TrainConfig:
     ``num_seeds``: train the runs of seeds ``seed .. seed + num_seeds - 1`` together, vmapped.
     ``learning_rate_scales``: instead, train one member per scale s, each the run whose updates
     are scaled by s (the learning rate times s), together, vmapped, from the same seed.
+    ``nonfinite_guard``: how the step skips a non-finite update, ``'cond'`` (a `lax.cond`,
+    the default) or ``'select'`` (a `jnp.where` per leaf: no host round trip on a GPU; see
+    `jgen.train.step.make_train_step`).
     """
 
     steps: int
@@ -97,6 +101,7 @@ class TrainConfig:
     num_devices: int = 0
     num_seeds: int = 1
     learning_rate_scales: tuple[float, ...] = ()
+    nonfinite_guard: str = "cond"
 
     def __post_init__(self):
         for name in (
@@ -119,6 +124,7 @@ class TrainConfig:
             raise TypeError(f"TrainConfig.ema_decay must be a float, got {decay!r}")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
+        check_choice(self.nonfinite_guard, "nonfinite_guard", GUARDS, owner="TrainConfig")
         scales = self.learning_rate_scales
         if not isinstance(scales, tuple | list):
             raise TypeError(f"learning_rate_scales must be a tuple of numbers, got {scales!r}")
@@ -566,7 +572,7 @@ def run_train_step(objective: Objective, config: TrainConfig, mesh=None) -> Call
     return make_train_step(
         objective.loss, mesh=mesh, schedule=None if schedule is None else schedule[1],
         ema_decay=config.ema_decay if config.ema_decay > 0 else None,
-        members=len(config.members) > 1,
+        members=len(config.members) > 1, guard=config.nonfinite_guard,
     )  # fmt: skip
 
 

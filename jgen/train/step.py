@@ -62,6 +62,7 @@ from jax.sharding import Mesh
 from jgen.parallel.mesh import data_sharding, replicated_sharding
 from jgen.train.members import member_axes
 from jgen.typing import Array, Batch, Metrics, ModelState, Params, PRNGKey
+from jgen.validation import check_choice
 
 __all__ = [
     "Objective",
@@ -239,9 +240,17 @@ def make_optimizer(
     return optax.chain(*parts)
 
 
-def _guarded_update(value_and_grad_fn, params, opt_state, model_state, tx, ema, ema_decay):
+GUARDS = ("cond", "select")
+
+
+def _guarded_update(
+    value_and_grad_fn, params, opt_state, model_state, tx, ema, ema_decay, guard="cond"
+):
     """One optax update of ``params`` unless the loss or the gradient norm is not finite.
 
+    ``guard='cond'`` skips the update with a `lax.cond` (one branch runs); ``'select'`` computes
+    the update and keeps the old values with a `jnp.where` per leaf: on a GPU a conditional
+    reads its predicate back to the host every step, a select does not.
     Returns ((params, opt_state, model_state, ema), loss, grad_norm, finite, metrics).
     """
     (loss, (metrics, new_model_state)), grads = value_and_grad_fn(params)
@@ -261,8 +270,11 @@ def _guarded_update(value_and_grad_fn, params, opt_state, model_state, tx, ema, 
     def skip_update(_):
         return params, opt_state, model_state, ema
 
-    # lax.cond runs one branch: cheaper to run and to compile than a select over the state.
-    updated = jax.lax.cond(finite, apply_update, skip_update, None)
+    if guard == "select":
+        old = skip_update(None)
+        updated = jax.tree.map(lambda new, o: jnp.where(finite, new, o), apply_update(None), old)
+    else:  # lax.cond runs one branch: cheaper to run and to compile than a select (on a CPU)
+        updated = jax.lax.cond(finite, apply_update, skip_update, None)
     return updated, loss, grad_norm, finite, metrics
 
 
@@ -288,7 +300,7 @@ def _advance(state: TrainState, finite, params, opt_state, model_state, ema_para
     )
 
 
-def _single_player_step(loss_fn, ema_decay):
+def _single_player_step(loss_fn, ema_decay, guard="cond"):
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         _check_ema(state, ema_decay)
         key = jax.random.fold_in(state.rng, state.step)
@@ -297,8 +309,9 @@ def _single_player_step(loss_fn, ema_decay):
         )
         ema = state.ema_params if ema_decay is not None else None
         (params, opt_state, model_state, ema), loss, grad_norm, finite, metrics = _guarded_update(
-            grad_fn, state.params, state.opt_state, state.model_state, state.tx, ema, ema_decay
-        )
+            grad_fn, state.params, state.opt_state, state.model_state, state.tx, ema, ema_decay,
+            guard,
+        )  # fmt: skip
         ema = ema if ema_decay is not None else state.ema_params
         new_state = _advance(state, finite, params, opt_state, model_state, ema)
         metrics = dict(metrics)
@@ -308,7 +321,7 @@ def _single_player_step(loss_fn, ema_decay):
     return step
 
 
-def _multi_player_step(loss_fn, schedule: tuple[str, ...], ema_decay):
+def _multi_player_step(loss_fn, schedule: tuple[str, ...], ema_decay, guard="cond"):
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         _check_ema(state, ema_decay)
         players = state.players
@@ -326,7 +339,7 @@ def _multi_player_step(loss_fn, schedule: tuple[str, ...], ema_decay):
                 (p, o, model_state, e), loss, grad_norm, finite, metrics = _guarded_update(
                     jax.value_and_grad(player_loss, has_aux=True),
                     state.params[player], state.opt_state[player], state.model_state,
-                    state.player_tx(player), ema, ema_decay,
+                    state.player_tx(player), ema, ema_decay, guard,
                 )  # fmt: skip
                 ema_params = state.ema_params
                 if ema_decay is not None:
@@ -372,6 +385,7 @@ def make_train_step(
     schedule: Sequence[str] | None = None,
     ema_decay: float | None = None,
     members: bool = False,
+    guard: str = "cond",
 ) -> Callable[[TrainState, Batch], tuple[TrainState, Metrics]]:
     """A jitted ``step(state, batch) -> (state, metrics)`` for the trainer signature above.
 
@@ -381,14 +395,18 @@ def make_train_step(
     ``members``: the state is stacked (`jgen.train.members`) and the batch is ``(K, B, ...)``;
     the step is vmapped over the K members, and every metric gets a leading axis K.
     With a ``mesh`` the batch axis (axis 1 with members) is split over its devices.
+    ``guard``: how a non-finite step is skipped, ``'cond'`` or ``'select'`` (`_guarded_update`;
+    a multi-player step still picks its player with a `lax.switch`).
     """
     if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    check_choice(guard, "guard", GUARDS, owner="make_train_step")
     schedule = None if schedule is None else tuple(schedule)
+    args = (loss_fn, mesh, donate, schedule, ema_decay, members, guard)
     try:
-        return _cached_train_step(loss_fn, mesh, donate, schedule, ema_decay, members)
+        return _cached_train_step(*args)
     except TypeError:  # an unhashable loss function: build a fresh step
-        return _build_train_step(loss_fn, mesh, donate, schedule, ema_decay, members)
+        return _build_train_step(*args)
 
 
 def _vmap_members(fn, args_axes: tuple, *, returns_state: bool):
@@ -403,11 +421,11 @@ def _vmap_members(fn, args_axes: tuple, *, returns_state: bool):
     return run
 
 
-def _build_train_step(loss_fn, mesh, donate, schedule, ema_decay, members):
+def _build_train_step(loss_fn, mesh, donate, schedule, ema_decay, members, guard="cond"):
     if schedule is None:
-        step = _single_player_step(loss_fn, ema_decay)
+        step = _single_player_step(loss_fn, ema_decay, guard)
     else:
-        step = _multi_player_step(loss_fn, schedule, ema_decay)
+        step = _multi_player_step(loss_fn, schedule, ema_decay, guard)
     if members:
         step = _vmap_members(step, (0,), returns_state=True)
 

@@ -23,9 +23,10 @@ def _state(tx):
     return TrainState.create(params=params, model_state={}, tx=tx, rng=jax.random.PRNGKey(0))
 
 
-def test_nonfinite_step_is_skipped_and_counted():
+@pytest.mark.parametrize("guard", ["cond", "select"])
+def test_nonfinite_step_is_skipped_and_counted(guard):
     tx = make_optimizer(learning_rate=0.1, total_steps=10, schedule="constant")
-    step = make_train_step(stateless(_quadratic), donate=False)
+    step = make_train_step(stateless(_quadratic), donate=False, guard=guard)
     state = _state(tx)
     good = {"x": jnp.ones((4, 3)), "poison": jnp.float32(0.0)}
     bad = {"x": jnp.ones((4, 3)), "poison": jnp.float32(jnp.nan)}
@@ -39,6 +40,30 @@ def test_nonfinite_step_is_skipped_and_counted():
     s4, m4 = step(s3, good)
     assert int(s4.nonfinite_streak) == 0 and float(m4["skipped"]) == 0.0
     assert not np.array_equal(s4.params["w"], s3.params["w"])
+    # 'select' has no conditional in the compiled step (none to read back to the host on a
+    # GPU); 'cond' has the guard's one.
+    hlo = step.lower(state, good).compile().as_text()
+    assert hlo.count(" conditional(") == (1 if guard == "cond" else 0)
+
+
+def test_select_guard_trains_exactly_as_cond():
+    tx = make_optimizer(learning_rate=0.1, total_steps=10, schedule="constant")
+    good = {"x": jnp.arange(12.0).reshape(4, 3), "poison": jnp.float32(0.0)}
+    bad = {"x": jnp.ones((4, 3)), "poison": jnp.float32(jnp.inf)}
+    states = {}
+    for guard in ("cond", "select"):
+        step = make_train_step(stateless(_quadratic), donate=False, guard=guard)
+        state = _state(tx)
+        for batch in (good, bad, good, good):
+            state, _ = step(state, batch)
+        states[guard] = state
+    # The same arithmetic, fused differently by XLA: equal to float32 rounding.
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=0)
+    jax.tree.map(close, states["cond"].params, states["select"].params)
+    jax.tree.map(close, states["cond"].opt_state, states["select"].opt_state)
+    assert int(states["select"].step) == 4 and int(states["select"].longest_nonfinite_streak) == 1
+    with pytest.raises(ValueError, match="make_train_step: guard must be one of"):
+        make_train_step(stateless(_quadratic), guard="where")
 
 
 @pytest.mark.parametrize(
