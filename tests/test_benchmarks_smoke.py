@@ -222,3 +222,14 @@ def test_accelerator_peers_budget_and_comparison_table(tmp_path):
 
     table = accelerator.render_markdown([run("gpu", 300.0), run("cpu", 20.0)])
     assert "| made | jgen (trainer) | 64 | 300.0 | 20.0 | 15.0x |" in table
+
+
+def test_cnf_loops_checkpoint_count_is_equinox_default():
+    """benchmarks/cnf_loops.py's number of checkpoints for a max_steps (equinox's default for
+    diffrax's RecursiveCheckpointAdjoint): the least c with 2 * max_steps < (c + 1)(c + 2)."""
+    from benchmarks.cnf_loops import default_checkpoints
+
+    assert default_checkpoints(4096) == 90 and default_checkpoints(64) == 10
+    for max_steps in (2, 3, 10, 64, 4096):
+        c = default_checkpoints(max_steps)
+        assert 2 * max_steps < (c + 1) * (c + 2) and not 2 * max_steps < c * (c + 1)
