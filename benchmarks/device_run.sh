@@ -18,6 +18,10 @@ else
 fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+# Fail fast (minutes of device time are scarce): jgen and its peers must import, on the GPU.
+python3 -c "import jax, jgen, distrax, flowjax, benchmarks.accelerator; print(jax.__version__, jax.devices()); assert jax.default_backend() != 'cpu'" \
+  2>&1 | tee -a "$OUT/gpu.txt" | tail -3
+[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "imports failed: see $OUT/gpu.txt"; exit 1; }
 python3 benchmarks/accelerator.py --budget "${BUDGET:-380}" --profile "$OUT/profile" \
   --out "$OUT" 2>&1 | tee "$OUT/accelerator.log"
 # The steady-state host round-trip test, where the device-to-host transfer guard fires (the
