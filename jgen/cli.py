@@ -150,9 +150,13 @@ def _flatten(tree: dict, prefix: str = ""):
 
 
 def _cmd_report(args) -> int:
+    from jgen.config import ConfigError
     from jgen.records import REPO_ROOT, RESULTS_PAGE, load_records, render_results, write_results
 
     page = REPO_ROOT / RESULTS_PAGE
+    if not page.parent.is_dir():
+        raise ConfigError(f"jgen report runs in a checkout of jgen's repository; {page.parent} "
+                          "is not there (an installed copy has no records)")  # fmt: skip
     if not args.check:
         print(f"wrote {write_results()}")
         return 0
