@@ -2,7 +2,9 @@
 
 A fenced block tagged ``python`` (or ``py``) is run; the blocks of one file run in order in one
 namespace, as a reader would paste them. A block that is a fragment and cannot run (a signature,
-an excerpt) is marked by the line ``<!-- not run -->`` right above its fence; use it sparingly.
+an excerpt) is marked by the line ``<!-- not run -->`` right above its fence, or better written
+as an untagged block; a page whose examples need optional dependencies or data files opts out
+with a line ``<!-- docs-test: skip -->``. Use both sparingly.
 """
 
 import re
@@ -14,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = "<!-- not run -->"
+PAGE_SKIP = "<!-- docs-test: skip -->"
 _FENCE = re.compile(
     rf"(?P<marker>^{NOT_RUN}\n)?^```(?:python|py)\n(?P<code>.*?)^```", re.MULTILINE | re.DOTALL
 )
@@ -34,6 +37,8 @@ def test_block_finder_reads_fences_and_markers():
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_python_examples_run(document):
+    if PAGE_SKIP in document.read_text():
+        pytest.skip(f"{document.name} opts out of running its examples")
     blocks = python_blocks(document.read_text())
     runnable = [(line, code) for line, code, run in blocks if run]
     if document.name == "README.md":
