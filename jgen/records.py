@@ -230,8 +230,8 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 10_000 else str(value)
     if isinstance(value, float):
-        short = repr(value)  # as written, when it is short (2.04, 1e-05); else 4 digits
-        return short if len(short.lstrip("-")) <= 7 else f"{value:.4g}"
+        short = repr(value)  # as written when short (2.04, 1e-05), else 4 significant digits
+        return short if len(short.lstrip("-")) <= 7 else f"{value:#.4g}".rstrip(".")
     if isinstance(value, list | tuple):
         return ", ".join(_cell(v) for v in value)
     return str(value).replace("|", "\\|")
