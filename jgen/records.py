@@ -238,16 +238,31 @@ def _cell(value: Any) -> str:
 
 
 def _rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A record's table: its ``rows``, its metrics' ``rows`` (a benchmark's), or one row of
+    its metrics."""
     label = record.get("label") or record.get("experiment") or record.get("benchmark")
-    if "rows" in record:
-        return [dict(r) for r in record["rows"]]
-    return [{"run": label, **record.get("metrics", {})}]
+    metrics = record.get("metrics") or {}
+    rows = record.get("rows") or (metrics.get("rows") if isinstance(metrics, dict) else None)
+    if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
+        return [dict(r) for r in rows]
+    return [{"run": label, **metrics}] if isinstance(metrics, dict) else [{"run": label}]
+
+
+def _nested(value: Any) -> bool:
+    return isinstance(value, dict) or (
+        isinstance(value, list) and any(isinstance(v, dict | list) for v in value)
+    )
 
 
 def _scalar_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The rows of a record's table without nested dicts; none when only the label is left."""
-    rows = [{k: v for k, v in row.items() if not isinstance(v, dict)} for row in _rows(record)]
+    """The rows of a record's table without nested values; none when only the label is left."""
+    rows = [{k: v for k, v in row.items() if not _nested(v)} for row in _rows(record)]
     return [row for row in rows if set(row) - {"run"}]
+
+
+def _text(value: Any) -> str:
+    """A command or date that a record may hold as a list (one per process it ran)."""
+    return "; ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _columns(records: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -310,7 +325,10 @@ def render_results(records: Sequence[Mapping[str, Any]]) -> str:
         + "; do not edit by hand. Each record holds the command, the resolved configuration, "
         "the commit, the date, the hardware, the load and the library versions of its run.",
     ]
-    for (group, hardware), members in sorted(groups.items()):
+    # Training results first, then benchmarks; alphabetical within each.
+    order = sorted(groups, key=lambda g: ("benchmark" in groups[g][0], g))
+    for group, hardware in order:
+        members = groups[(group, hardware)]
         title = next((r["title"] for r in members if r.get("title")), group)
         out += ["", f"## {title}", "", f"Hardware: {hardware}; {_load_line(members)}."]
         sources = sorted({r["source"] for r in members if r.get("source")})
@@ -318,12 +336,13 @@ def render_results(records: Sequence[Mapping[str, Any]]) -> str:
             out += ["", f"**Not regenerated:** {source}."]
         out += ["", *_table(members), ""]
         for record in members:
-            date = str(record.get("date") or "undated")[:10]
+            date = _text(record.get("date") or "undated")[:10]
             verdict = ""
             if record.get("publishable") is False:
                 reasons = (record.get("load_average") or {}).get("not_publishable_because", [])
                 verdict = "; **not publishable**: " + "; ".join(reasons)
-            out.append(f"- `{record['command']}` ({date}; [record]({_link(record)}){verdict})")
+            command = _text(record["command"])
+            out.append(f"- `{command}` ({date}; [record]({_link(record)}){verdict})")
         notes = [r["notes"] for r in members if r.get("notes")]
         if notes:
             out += ["", *notes]
