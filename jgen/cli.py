@@ -27,8 +27,20 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+_EXAMPLES = """examples:
+  jgen list
+  jgen show realnvp_2d:moons train.steps=2000
+  jgen train realnvp_2d:moons train.steps=2000 --workdir runs/moons   (again: resumes)
+  jgen eval --workdir runs/moons
+  jgen train realnvp_2d:moons --smoke            (a tiny run, in seconds)
+`jgen COMMAND --help` describes each command's options."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jgen", description="Deep generative models in JAX.")
+    p = argparse.ArgumentParser(
+        prog="jgen", description="Deep generative models in JAX.", epilog=_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("list", help="list the experiments, one line each, with their variants")

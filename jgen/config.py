@@ -126,7 +126,10 @@ def load_experiment_config(
                 f"{', '.join(modules)} (`jgen list` describes them and their variants)"
             )
         path = modules[stem]
-    module = _load_module(path)
+    try:
+        module = _load_module(path)
+    except (SyntaxError, ImportError, AttributeError) as e:
+        raise ConfigError(f"config file {path} cannot be loaded: {type(e).__name__}: {e}") from e
     args = getattr(module, "ARGS", None)
     if args and arg not in args:
         raise ConfigError(

@@ -62,6 +62,15 @@ def test_mistyped_names_get_a_suggestion(argv, hint, capsys):
     assert hint in capsys.readouterr().err
 
 
+def test_a_broken_config_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "broken.py").write_text("def get_config(arg=None, smoke=False)\n")
+    (tmp_path / "empty.py").write_text("X = 1\n")
+    assert main(["show", str(tmp_path / "broken.py")]) == 2
+    assert "broken.py cannot be loaded: SyntaxError" in capsys.readouterr().err
+    assert main(["show", str(tmp_path / "empty.py")]) == 2
+    assert "does not define get_config()" in capsys.readouterr().err
+
+
 def test_help_and_list_do_not_import_jax():
     """`jgen --help` and `jgen list` start without the numerical stack; the time is printed
     (under load it says little), the absence of JAX is asserted."""
