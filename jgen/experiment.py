@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,21 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
                 actnorm=bool(model.get("actnorm", False)),
             )
         )
+    elif kind in ("nsf", "maf"):
+        layers.append(_vector_flow(kind, model, shape))
+    elif kind == "glow":
+        if not image:
+            raise ValueError("model.kind='glow' needs image data (H, W, C)")
+        layers.append(
+            jb.glow(
+                shape,
+                num_levels=model.num_levels,
+                num_steps=model.num_steps,
+                channels=model.channels,
+                num_blocks=model.num_blocks,
+                additive=bool(model.get("additive", False)),
+            )
+        )
     elif kind == "residual":
         # Residual flows (i-ResNet / Residual Flows): every other key of `model` is an option of
         # `jgen.bijectors.residual_flow`.
@@ -104,10 +120,31 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
         layers.append(jb.Affine(event_shape=shape, event_ndims=len(shape)))
     else:
         raise ValueError(
-            f"unknown model.kind {kind!r}; expected 'realnvp', 'multiscale_realnvp', "
-            "'residual' or 'diagonal_gaussian'"
+            f"unknown model.kind {kind!r}; expected 'realnvp', 'multiscale_realnvp', 'nsf', "
+            "'maf', 'glow', 'residual' or 'diagonal_gaussian'"
         )
     return layers[0] if len(layers) == 1 else jb.Chain(layers)
+
+
+def _vector_flow(kind: str, model: ConfigDict, shape: tuple[int, ...]) -> jb.Bijector:
+    """A neural spline flow ('nsf') or masked autoregressive flow ('maf') on the flattened
+    event; image events are reshaped to vectors and back (latents keep the data's shape)."""
+    dim = math.prod(shape)
+    spline = dict(num_bins=model.get("num_bins", 8), bound=model.get("bound", 3.0))
+    if kind == "nsf":
+        flow = jb.neural_spline_flow(
+            dim, num_layers=model.num_layers, hidden_dims=tuple(model.hidden_dims),
+            mask=model.get("mask", "alternating"), **spline,
+        )  # fmt: skip
+    else:
+        transformer = model.get("transformer", "affine")
+        flow = jb.masked_autoregressive_flow(
+            dim, num_layers=model.num_layers, hidden_dims=tuple(model.hidden_dims),
+            transformer=transformer, **(spline if transformer == "spline" else {}),
+        )  # fmt: skip
+    if len(shape) == 1:
+        return flow
+    return jb.Chain([jb.Reshape((dim,), shape), flow, jb.Reshape(shape, (dim,))])
 
 
 def density_figures(

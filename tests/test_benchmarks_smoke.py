@@ -233,3 +233,18 @@ def test_cnf_loops_checkpoint_count_is_equinox_default():
     for max_steps in (2, 3, 10, 64, 4096):
         c = default_checkpoints(max_steps)
         assert 2 * max_steps < (c + 1) * (c + 2) and not 2 * max_steps < c * (c + 1)
+
+
+def test_spline_benchmark_quick_run_reports_every_model(tmp_path):
+    """benchmarks/splines.py --quick: a record with every model's step time and test NLL."""
+    from benchmarks import splines
+
+    record = splines.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "splines_quick.json").is_file()
+    assert isinstance(record["publishable"], bool)
+    rows = {row["model"]: row for row in record["metrics"]["rows"]}
+    assert set(rows) == set(splines.BUILDERS)
+    for row in rows.values():
+        assert row["median_ms_per_step"] > 0 and row["num_params"] > 0
+        assert np.isfinite(row["test_nll"]) and row["steps"] == 3
+    assert record["metrics"]["target"]["fastest_peer"] in (splines.FLOWJAX, splines.DISTRAX)

@@ -23,7 +23,8 @@ from jgen.bijectors.planar import Planar, Radial
 # Coupling, multi-scale and ready-made RealNVP flows are exported below this line.
 # isort: split
 from jgen.bijectors.coupling import AffineCoupling, SplineCoupling
-from jgen.bijectors.multiscale import FactorOut, Squeeze
+from jgen.bijectors.glow import glow
+from jgen.bijectors.multiscale import FactorOut, Reshape, Squeeze
 from jgen.bijectors.realnvp import multiscale_realnvp, neural_spline_flow, realnvp
 from jgen.bijectors.spline import RationalQuadraticSpline
 
@@ -73,6 +74,7 @@ __all__ = [
     "PowerSeriesLogDet",
     "Radial",
     "RationalQuadraticSpline",
+    "Reshape",
     "ResidualBlock",
     "Reverse",
     "RussianRouletteLogDet",
@@ -83,6 +85,7 @@ __all__ = [
     "SplineCoupling",
     "Squeeze",
     "Tanh",
+    "glow",
     "masked_autoregressive_flow",
     "multiscale_realnvp",
     "neural_spline_flow",

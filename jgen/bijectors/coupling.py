@@ -359,18 +359,25 @@ class AffineCoupling(Coupling):
     See the module docstring for the maths, the masks and the scale parameterisation, and
     `Coupling` for the fields. The conditioner outputs (raw_s, t): 2·|B| features (vectors) or
     2·C' channels (images); ``scale`` (one per transformed feature, initialised to 1) has
-    ``param_dtype``.
+    ``param_dtype``. ``additive=True`` is NICE's / Glow's additive coupling y_B = x_B + t(x_A)
+    (volume preserving, log-det 0; the conditioner outputs t only, and there is no ``scale``).
     """
 
+    additive: bool = False
+
     def _params_per_feature(self) -> int:
-        return 2
+        return 1 if self.additive else 2
 
     def _setup_transformer(self, num_transformed: int, param_dtype) -> None:
-        self.scale = self.param(
-            "scale", nn.initializers.ones_init(), (num_transformed,), param_dtype
-        )
+        if not self.additive:
+            self.scale = self.param(
+                "scale", nn.initializers.ones_init(), (num_transformed,), param_dtype
+            )
 
     def _transform(self, z, raw, inverse):
+        if self.additive:
+            shift = raw[..., 0]
+            return (z - shift if inverse else z + shift), jnp.zeros_like(z)
         return affine_transform(z, raw, self.scale, inverse=inverse)
 
 

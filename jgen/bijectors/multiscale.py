@@ -19,12 +19,14 @@ channels, as in the paper.
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 
 from jgen.bijectors.base import Bijector
 from jgen.typing import Array
 
-__all__ = ["FactorOut", "Squeeze"]
+__all__ = ["FactorOut", "Reshape", "Squeeze"]
 
 
 class Squeeze(Bijector):
@@ -139,3 +141,46 @@ class FactorOut(Bijector):
 
     def inverse_and_log_det(self, y, context=None):
         return self._apply(y, context, inverse=True)
+
+
+class Reshape(Bijector):
+    """Reshape the event: trailing axes ``in_shape`` (forward input) ↔ ``out_shape``, with the
+    same number of elements; log|det| = 0. Used to run vector flows (NSF, MAF) on images:
+    ``Chain([Reshape((D,), (H, W, C)), flow, Reshape((H, W, C), (D,))])`` keeps image-shaped
+    latents and data."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+    def __post_init__(self):
+        for name in ("in_shape", "out_shape"):
+            shape = getattr(self, name)
+            if isinstance(shape, int) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape
+            ):
+                raise ValueError(f"Reshape: {name} must be a tuple of positive ints, got {shape!r}")
+            object.__setattr__(self, name, tuple(shape))
+        if math.prod(self.in_shape) != math.prod(self.out_shape):
+            raise ValueError(
+                f"Reshape: in_shape {self.in_shape} and out_shape {self.out_shape} have different "
+                "sizes"
+            )
+        super().__post_init__()
+
+    @property
+    def event_ndims(self) -> int:
+        return len(self.in_shape)
+
+    @staticmethod
+    def _reshape(x: Array, source: tuple[int, ...], target: tuple[int, ...]):
+        n = len(source)
+        if x.ndim < n or tuple(x.shape[x.ndim - n :]) != source:
+            raise ValueError(f"Reshape: expected inputs of shape (..., *{source}), got {x.shape}")
+        batch = x.shape[: x.ndim - n]
+        return x.reshape((*batch, *target)), jnp.zeros(batch, x.dtype)
+
+    def forward_and_log_det(self, x, context=None):
+        return self._reshape(x, self.in_shape, self.out_shape)
+
+    def inverse_and_log_det(self, y, context=None):
+        return self._reshape(y, self.out_shape, self.in_shape)

@@ -23,6 +23,7 @@ from jgen.validation import (
     check_array,
     check_finite,
     check_float_dtype,
+    check_number,
     check_positive_int,
 )
 
@@ -108,11 +109,19 @@ class Flow(nn.Module):
         return self._base().log_prob(z) + self._check_log_det(log_det, batch_shape)
 
     def sample_and_log_prob(
-        self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=None
+        self,
+        key: PRNGKey,
+        num_samples: int,
+        context: Array | None = None,
+        dtype=None,
+        temperature: float = 1.0,
     ) -> tuple[Array, Array]:
         """``num_samples`` draws and their log-densities (one forward pass, no inversion).
 
         With a ``context`` of shape (B, C), ``num_samples`` must equal B (one sample per row).
+        ``temperature`` T (Glow's reduced-temperature sampling) draws the base noise from
+        N(0, T² I); it needs the default standard-normal base. The returned log-densities are
+        the model's, log p(x), at the draws.
         ``num_samples`` must be a positive int (static under jit) and ``dtype`` a real floating
         dtype (default: JAX's default float, float64 under x64); a concrete ``context`` must be
         finite (not checked under jit).
@@ -123,13 +132,26 @@ class Flow(nn.Module):
         self._check_context(context, (num_samples,))
         base = self._base()
         z = base.sample(key, (num_samples,), dtype)
+        if temperature != 1.0:
+            check_number(temperature, "temperature", owner="Flow.sample")
+            if not isinstance(base, StandardNormal):
+                raise ValidationError(
+                    f"Flow.sample: temperature={temperature} needs the standard normal base, "
+                    f"got {type(self.base).__name__}"
+                )
+            z = temperature * z
         x, log_det = self.bijector.forward_and_log_det(z, context)
         return x, base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
 
     def sample(
-        self, key: PRNGKey, num_samples: int, context: Array | None = None, dtype=None
+        self,
+        key: PRNGKey,
+        num_samples: int,
+        context: Array | None = None,
+        dtype=None,
+        temperature: float = 1.0,
     ) -> Array:
-        return self.sample_and_log_prob(key, num_samples, context, dtype)[0]
+        return self.sample_and_log_prob(key, num_samples, context, dtype, temperature)[0]
 
     def __call__(self, x: Array, context: Array | None = None) -> Array:
         return self.log_prob(x, context)
