@@ -10,7 +10,9 @@ NLL reaches the data set's target, or a time budget runs out:
                exact in evaluation) when it loads, else built here from `jgen.cnf.CNF` + `Flow`
                + `DensityObjective` with the same field as flow matching (exact trace);
 * ``fm``       conditional flow matching, independent coupling;
-* ``fm_ot``    conditional flow matching, mini-batch OT coupling;
+* ``fm_ot``    conditional flow matching, exact mini-batch OT coupling on the device
+               (`ExactOT`: the Hungarian algorithm in `lax` loops);
+* ``fm_sinkhorn`` conditional flow matching, entropic OT coupling (`Sinkhorn`: ott-jax);
 * ``moser``    Moser flow on [−5, 5]² (its NLL needs no ODE).
 
 FFJORD and flow matching share the vector field (ConcatSquash 3x64, tanh) and their NLL is the
@@ -20,6 +22,10 @@ training time between evaluations is max(1 s, 15% of the time so far), so each t
 is resolved to about 15%. Reported per model: training wall time and process CPU time to the
 target (CPU time is less disturbed by other processes on a shared machine), steps, ms per step,
 the best test NLL, and the NFE of sampling 500 points (forward solve, same tolerances).
+
+The coupling's share of a flow-matching step at the benchmark's batch size (``coupling_share``):
+the median time of the jitted coupling alone over the median time of the whole jitted train
+step with that coupling (interleaved repeats, `benchmarks.harness`), for 'ot' and 'sinkhorn'.
 
     .venv/bin/python -m benchmarks.simulation_free             # full (a few CPU minutes)
     .venv/bin/python -m benchmarks.simulation_free --quick     # seconds: smoke settings
@@ -54,7 +60,8 @@ from jgen.train import TrainState, make_train_step
 
 __all__ = ["METHODS", "BenchConfig", "main", "run"]
 
-METHODS = ("ffjord", "fm", "fm_ot", "moser")
+METHODS = ("ffjord", "fm", "fm_ot", "fm_sinkhorn", "moser")
+COUPLED = {"fm": "independent", "fm_ot": "ot", "fm_sinkhorn": "sinkhorn"}
 # Targets every method reaches within the full budget (nats; see the README for how chosen).
 TARGETS = {"checkerboard": 3.9, "8gaussians": 3.2}
 
@@ -125,7 +132,7 @@ def _objective(cfg: BenchConfig, method: str, dataset: str):
         if hasattr(density, "flow"):
             sample = _flow_sampler(density)
         return objective, objective.evaluate, sample, how
-    coupling = {"fm": "independent", "fm_ot": "ot"}[method]
+    coupling = COUPLED[method]
     objective = FlowMatchingObjective(_cnf(cfg, cfg.eval_tol), coupling=coupling)
     return objective, objective.density.evaluate, sample, f"flow matching, {coupling} coupling"
 
@@ -206,15 +213,52 @@ def _train_to_target(cfg, method, dataset, data, test, target) -> dict[str, Any]
     }  # fmt: skip
 
 
+def coupling_share(cfg: BenchConfig, data: np.ndarray, coupling: str) -> dict[str, Any]:
+    """ms of the jitted coupling alone and of the whole train step with it, and their ratio."""
+    objective = FlowMatchingObjective(_cnf(cfg, cfg.eval_tol), coupling=coupling)
+    key = jax.random.PRNGKey(cfg.seed)
+    x1 = jnp.asarray(data[: cfg.batch_size])
+    params, model_state = objective.init(key, {"x": x1})
+    state = TrainState.create(params=params, model_state=model_state, tx=optax.adam(1e-3), rng=key)
+    train_step = make_train_step(objective.loss, donate=False)
+    pair = jax.jit(objective.coupling)
+    x0 = jax.random.normal(key, x1.shape)
+
+    def step(carry):
+        new, metrics = train_step(carry, {"x": x1})
+        return new, metrics["fm_loss"]
+
+    def couple_once(carry):
+        paired = pair(carry, x0, x1)
+        return jax.random.fold_in(carry, 1), paired[0, 0]
+
+    workloads = [
+        harness.Workload("coupling", couple_once, key),
+        harness.Workload("step", step, state),
+    ]
+    for w in workloads:
+        harness.time_first_call(w)
+    num_steps = harness.calibrate_steps(workloads, target_seconds=0.5)
+    wall, _ = harness.interleaved_step_times(workloads, num_steps=num_steps, repeats=7)
+    coupling_ms = 1e3 * harness.median(wall["coupling"])
+    step_ms = 1e3 * harness.median(wall["step"])
+    return {"coupling": coupling, "batch_size": cfg.batch_size, "coupling_ms": coupling_ms,
+            "step_ms": step_ms, "share": coupling_ms / step_ms}  # fmt: skip
+
+
 def run(cfg: BenchConfig, out: Path | None = None) -> dict[str, Any]:
     """Every (dataset, method) row; with ``out``, the JSON so far is rewritten after each row."""
     targets = dict(cfg.targets)
     rows = []
+    shares = []
     for dataset in cfg.datasets:
         ds = load_dataset(dataset, n_train=50_000, n_test=cfg.num_test, seed=cfg.seed)
+        if not shares:  # once: the cost does not depend on the toy
+            shares = [coupling_share(cfg, ds.train, c) for c in ("ot", "sinkhorn")]
         for method in cfg.methods:
             rows.append(_train_to_target(cfg, method, dataset, ds.train, ds.test, targets[dataset]))
-            result = {"config": dataclasses.asdict(cfg), "rows": rows, "speedups": _speedups(rows)}
+            result = {"config": dataclasses.asdict(cfg), "rows": rows, "speedups": _speedups(rows),
+                      "coupling_share": shares}  # fmt: skip
             if out is not None:
                 (out / "simulation_free.json").write_text(json.dumps(result, indent=2))
     return result
@@ -262,6 +306,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"{'yes' if r['reached'] else 'no'} | {_fmt(r['time_to_target_s'], '.1f')} | "
             f"{_fmt(r['cpu_time_to_target_s'], '.1f')} | {_fmt(r['steps_to_target'], 'd')} | "
             f"{r['ms_per_step']:.1f} | {r['best_nll']:.3f} | {nfe} | {speed} |"
+        )
+    lines += ["", "| coupling | batch | coupling ms | train step ms | share of the step |",
+              "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for c in result.get("coupling_share", []):
+        lines.append(
+            f"| {c['coupling']} | {c['batch_size']} | {c['coupling_ms']:.2f} | "
+            f"{c['step_ms']:.2f} | {100 * c['share']:.0f}% |"
         )
     return "\n".join(lines) + "\n"
 

@@ -21,16 +21,21 @@ from jgen.flow_matching.coupling import (
 from jgen.flow_matching.moser import BoxField, MoserObjective, MoserVelocity, field_and_divergence
 from jgen.flow_matching.objective import FlowMatchingObjective
 from jgen.flow_matching.paths import (
+    AffinePath,
     BrownianBridgePath,
+    CosinePath,
     InterpolantPath,
     LinearGaussianPath,
     ProbabilityPath,
+    VariancePreservingPath,
 )
 
 __all__ = [
     "COUPLINGS",
+    "AffinePath",
     "BoxField",
     "BrownianBridgePath",
+    "CosinePath",
     "Coupling",
     "ExactOT",
     "FlowMatchingObjective",
@@ -43,6 +48,7 @@ __all__ = [
     "ProbabilityPath",
     "SchrodingerBridge",
     "Sinkhorn",
+    "VariancePreservingPath",
     "couple",
     "field_and_divergence",
     "hungarian_permutation",

@@ -156,7 +156,10 @@ def hungarian_permutation(cost: Array) -> Array:
         match, _ = jax.lax.while_loop(lambda s: s[1] != 0, flip, (match, j0))
         return u, v, match
 
-    init = (jnp.zeros((n + 1,), dtype), jnp.zeros((n + 1,), dtype), jnp.zeros((n + 1,), jnp.int32))
+    # Feasible starting duals: u = 0 and v_j = min_i c_ij (column reduction), so every column
+    # has a zero reduced cost and many rows find a free column in a short scan.
+    v0 = jnp.zeros((n + 1,), dtype).at[1:].set(jnp.min(c[1:, 1:], axis=0))
+    init = (jnp.zeros((n + 1,), dtype), v0, jnp.zeros((n + 1,), jnp.int32))
     _, _, match = jax.lax.fori_loop(1, n + 1, insert_row, init)
     return (match[1:] - 1).astype(jnp.int32)
 

@@ -4,7 +4,8 @@
     field:        'concat_squash' (FFJORD's ConcatSquash MLP, default) or 'mlp' (`MLPField`)
     hidden_dims, activation: of the field
     path:         'linear' (`LinearGaussianPath(sigma_min)`), 'interpolant'
-                  (`InterpolantPath(sigma)`) or 'brownian_bridge' (`BrownianBridgePath(sigma)`)
+                  (`InterpolantPath(sigma)`), 'brownian_bridge' (`BrownianBridgePath(sigma)`),
+                  'cosine' (`CosinePath()`) or 'vp' (`VariancePreservingPath()`)
     sigma:        σ_min or σ of the path
     coupling:     'independent', 'ot' (exact, on the device), 'sinkhorn' (entropic, with
                   ``epsilon`` relative to the mean cost), 'ot_host' (scipy) or 'sb'
@@ -34,7 +35,13 @@ from jgen.data import Dataset
 from jgen.flow_matching.coupling import SchrodingerBridge, Sinkhorn, make_coupling
 from jgen.flow_matching.moser import BoxField, MoserObjective
 from jgen.flow_matching.objective import FlowMatchingObjective
-from jgen.flow_matching.paths import BrownianBridgePath, InterpolantPath, LinearGaussianPath
+from jgen.flow_matching.paths import (
+    BrownianBridgePath,
+    CosinePath,
+    InterpolantPath,
+    LinearGaussianPath,
+    VariancePreservingPath,
+)
 from jgen.train import TrainState
 
 __all__ = [
@@ -44,10 +51,13 @@ __all__ = [
     "moser_objective",
 ]
 
+# name -> (the path from the model section's sigma, default sigma)
 _PATHS = {
-    "linear": LinearGaussianPath,
-    "interpolant": InterpolantPath,
-    "brownian_bridge": BrownianBridgePath,
+    "linear": (LinearGaussianPath, 1e-4),
+    "interpolant": (InterpolantPath, 0.0),
+    "brownian_bridge": (BrownianBridgePath, 1.0),
+    "cosine": (lambda sigma: CosinePath(), None),
+    "vp": (lambda sigma: VariancePreservingPath(), None),
 }
 
 
@@ -67,11 +77,10 @@ def flow_matching_objective(model: ConfigDict, event_shape, num_levels=None):
     cnf = make_cnf(
         field, event_shape, rtol=model.rtol, atol=model.atol, trace=model.get("trace", "exact")
     )
-    path_cls = _choice("path", _PATHS, model.get("path", "linear"))
-    default_sigma = {LinearGaussianPath: 1e-4, InterpolantPath: 0.0, BrownianBridgePath: 1.0}
-    sigma = model.get("sigma", default_sigma[path_cls])
+    make_path, default_sigma = _choice("path", _PATHS, model.get("path", "linear"))
+    sigma = model.get("sigma", default_sigma)
     return FlowMatchingObjective(
-        cnf, path=path_cls(sigma), coupling=_coupling(model, sigma),
+        cnf, path=make_path(sigma), coupling=_coupling(model, sigma),
         num_levels=num_levels, logit_alpha=model.get("logit_alpha", 0.05),
     )  # fmt: skip
 

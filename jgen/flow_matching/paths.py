@@ -35,11 +35,30 @@ the probability-flow field of the bridge's marginals (u_t = x1 − x0 + (σ_t'/�
 Paired with the entropic OT plan at ε = 2σ² (`coupling.SchrodingerBridge(sigma)`), the
 marginal flow is that of the Schrödinger bridge from the noise to the data. t is kept in
 [δ, 1 − δ] with δ = 1e-5 where σ_t' is evaluated (it is integrably singular at the ends).
+
+**Affine schedules** x_t = α_t x1 + σ_t x0, u_t = α_t' x1 + σ_t' x0 (`AffinePath`, the
+"Gaussian paths" of Lipman et al. 2023 §4 conditioned on (x0, x1); α_0 ≈ 0, σ_0 = 1,
+α_1 = 1, σ_1 ≈ 0):
+
+``CosinePath()`` — α_t = sin(πt/2), σ_t = cos(πt/2) (the trigonometric interpolant of Albergo &
+Vanden-Eijnden 2023; variance preserving: α² + σ² = 1).
+
+``VariancePreservingPath(beta_min, beta_max)`` — the VP diffusion's marginals run as a flow
+(Song et al. 2021; Lipman et al. 2023, eq. 18-19): with s = 1 − t and
+T(s) = ∫_0^s β(r) dr = β_min s + (β_max − β_min) s²/2,
+
+    α_t = exp(−T(1 − t)/2),   σ_t = √(1 − α_t²),
+    α_t' = α_t β(1 − t)/2,    σ_t' = −α_t α_t' / σ_t,
+
+t kept ≤ 1 − 1e-5 (σ_t → 0 at t = 1). ``LinearGaussianPath`` is the affine path with α_t = t,
+σ_t = 1 − (1 − σ_min) t. A test checks every path's u_t against the autodiff derivative
+d x_t/dt at fixed (x0, x1, ε).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 import jax
@@ -47,7 +66,15 @@ import jax.numpy as jnp
 
 from jgen.typing import Array, PRNGKey
 
-__all__ = ["BrownianBridgePath", "InterpolantPath", "LinearGaussianPath", "ProbabilityPath"]
+__all__ = [
+    "AffinePath",
+    "BrownianBridgePath",
+    "CosinePath",
+    "InterpolantPath",
+    "LinearGaussianPath",
+    "ProbabilityPath",
+    "VariancePreservingPath",
+]
 
 
 def _time_like(t: Array, x: Array) -> Array:
@@ -71,8 +98,19 @@ class ProbabilityPath:
         raise NotImplementedError
 
 
+class AffinePath(ProbabilityPath):
+    """x_t = α_t x1 + σ_t x0,  u_t = α_t' x1 + σ_t' x0, from ``schedule(t) -> (α, σ, α', σ')``."""
+
+    def schedule(self, t: Array) -> tuple[Array, Array, Array, Array]:
+        raise NotImplementedError
+
+    def sample(self, key, x0, x1, t):
+        alpha, sigma, d_alpha, d_sigma = self.schedule(_time_like(t, x0))
+        return alpha * x1 + sigma * x0, d_alpha * x1 + d_sigma * x0
+
+
 @dataclasses.dataclass(frozen=True)
-class LinearGaussianPath(ProbabilityPath):
+class LinearGaussianPath(AffinePath):
     """x_t = (1 − (1 − σ_min) t) x0 + t x1,  u_t = x1 − (1 − σ_min) x0  (Lipman et al. 2023).
 
     sigma_min: the width of p_1(x | x1) = N(x1, σ_min² I), in [0, 1).
@@ -83,10 +121,48 @@ class LinearGaussianPath(ProbabilityPath):
     def __post_init__(self):
         _check_sigma("LinearGaussianPath", "sigma_min", self.sigma_min, upper=1.0)
 
-    def sample(self, key, x0, x1, t):
-        t = _time_like(t, x0)
+    def schedule(self, t):
         shrink = 1.0 - self.sigma_min
-        return (1.0 - shrink * t) * x0 + t * x1, x1 - shrink * x0
+        return t, 1.0 - shrink * t, jnp.ones_like(t), jnp.full_like(t, -shrink)
+
+
+@dataclasses.dataclass(frozen=True)
+class CosinePath(AffinePath):
+    """α_t = sin(πt/2), σ_t = cos(πt/2)."""
+
+    def schedule(self, t):
+        angle = 0.5 * math.pi * t
+        sin, cos = jnp.sin(angle), jnp.cos(angle)
+        return sin, cos, 0.5 * math.pi * cos, -0.5 * math.pi * sin
+
+
+@dataclasses.dataclass(frozen=True)
+class VariancePreservingPath(AffinePath):
+    """The VP diffusion's marginals as a flow: α_t = exp(−T(1 − t)/2), σ_t = √(1 − α_t²).
+
+    beta_min, beta_max: the linear noise rate β(s) = β_min + (β_max − β_min) s (> 0).
+    """
+
+    beta_min: float = 0.1
+    beta_max: float = 20.0
+
+    def __post_init__(self):
+        _check_sigma("VariancePreservingPath", "beta_min", self.beta_min)
+        _check_sigma("VariancePreservingPath", "beta_max", self.beta_max)
+        if not 0 < self.beta_min <= self.beta_max:
+            raise ValueError(
+                f"VariancePreservingPath: need 0 < beta_min <= beta_max, got "
+                f"{self.beta_min}, {self.beta_max}"
+            )
+
+    def schedule(self, t):
+        s = 1.0 - jnp.minimum(t, 1.0 - 1e-5)
+        rate = self.beta_min + (self.beta_max - self.beta_min) * s
+        integral = self.beta_min * s + 0.5 * (self.beta_max - self.beta_min) * s**2
+        alpha = jnp.exp(-0.5 * integral)
+        sigma = jnp.sqrt(1.0 - alpha**2)
+        d_alpha = 0.5 * alpha * rate
+        return alpha, sigma, d_alpha, -alpha * d_alpha / sigma
 
 
 @dataclasses.dataclass(frozen=True)

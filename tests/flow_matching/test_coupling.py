@@ -15,7 +15,6 @@ from scipy.optimize import linear_sum_assignment
 
 from jgen.cnf import CNF, MLPField
 from jgen.flow_matching import (
-    BrownianBridgePath,
     ExactOT,
     FlowMatchingObjective,
     HostExactOT,
@@ -25,7 +24,6 @@ from jgen.flow_matching import (
     couple,
     hungarian_permutation,
     make_coupling,
-    pairwise_sq_distances,
     sinkhorn_log_plan,
     squared_distances,
 )
@@ -148,15 +146,3 @@ def test_coupling_bad_arguments():
         Independent()(None, jnp.zeros((3, 2)), jnp.zeros((4, 2)))
     with pytest.raises(ValidationError, match="square"):
         hungarian_permutation(jnp.zeros((3, 4)))
-
-
-def test_brownian_bridge_target_is_the_time_derivative_of_the_path():
-    path = BrownianBridgePath(sigma=0.7)
-    x0, x1 = (jnp.asarray(a) for a in _points(5, 2))
-    t = jnp.linspace(0.05, 0.95, 5)
-    key = jax.random.key(3)
-    _, u_t = path.sample(key, x0, x1, t)
-    along = lambda s: path.sample(key, x0, x1, s)[0]
-    _, derivative = jax.jvp(along, (t,), (jnp.ones_like(t),))
-    np.testing.assert_allclose(u_t, derivative, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(pairwise_sq_distances(x0, x1), squared_distances(x0, x1), rtol=1e-5)
