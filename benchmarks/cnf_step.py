@@ -10,6 +10,9 @@ workloads start from the same weights and data, so their trajectories and NFE ar
                        (RecursiveCheckpointAdjoint: backpropagation through the solver's steps,
                        discretise-then-optimise) in a Flow, stepped by
                        jgen.train.make_train_step (non-finite guard, metrics, donated state).
+  jgen (data-parallel) the same with the batch split over the process's devices by jgen's
+                       trainer (one per core with XLA_FLAGS=--xla_force_host_platform_device_
+                       count=N on a CPU; `publish.py` sets it). Only with several devices.
   jgen (backsolve)     the same with BacksolveAdjoint: FFJORD's continuous adjoint.
   jgen per-event       jgen's default batching: one ODE per event (vmapped, per-event step
                        control). Not the same algorithm: shown for information, no target.
@@ -59,6 +62,7 @@ from benchmarks.harness import Workload
 from jgen.cnf import CNF, ExactTrace, Hutchinson, MLPField, collect_nfe
 from jgen.data import sample_toy
 from jgen.distributions import DensityObjective, Flow
+from jgen.parallel import data_mesh, shard_batch
 from jgen.train import TrainState, make_train_step
 
 __all__ = ["MODELS", "CNFBenchConfig", "main", "run_benchmark"]
@@ -66,10 +70,11 @@ __all__ = ["MODELS", "CNFBenchConfig", "main", "run_benchmark"]
 JGEN = "jgen"
 JGEN_BACKSOLVE = "jgen (backsolve)"
 JGEN_PER_EVENT = "jgen per-event"
+JGEN_SHARDED = "jgen (data-parallel)"
 DIFFRAX = "diffrax (hand)"
 TORCHDIFFEQ = "torchdiffeq"
 TORCHDIFFEQ_DIRECT = "torchdiffeq (direct)"
-JAX_MODELS = (JGEN, JGEN_BACKSOLVE, JGEN_PER_EVENT, DIFFRAX)
+JAX_MODELS = (JGEN, JGEN_SHARDED, JGEN_BACKSOLVE, JGEN_PER_EVENT, DIFFRAX)
 TORCH_MODELS = (TORCHDIFFEQ, TORCHDIFFEQ_DIRECT)
 MODELS = JAX_MODELS + TORCH_MODELS
 TRACES = ("exact", "hutchinson")
@@ -122,14 +127,20 @@ def _initial_params(cfg: CNFBenchConfig, x: np.ndarray):
     return params
 
 
-def _jgen_workload(name: str, cfg: CNFBenchConfig, x: np.ndarray, params, **solve) -> Workload:
+def _jgen_workload(
+    name: str, cfg: CNFBenchConfig, x: np.ndarray, params, *, mesh=None, **solve
+) -> Workload:
+    """jgen's trainer step; with a ``mesh`` the batch is split over its devices (jgen's data
+    parallelism: the trainer's default whenever there are several devices)."""
     objective = _jgen_objective(cfg, **solve)
     tx = optax.adam(LEARNING_RATE)
     params = jax.tree.map(jnp.copy, params)  # own buffers: the trainer donates its state
     state = TrainState.create(params=params, model_state={}, tx=tx, rng=jax.random.key_data(
         jax.random.key(cfg.seed)))  # fmt: skip
-    train_step = make_train_step(objective.loss)
+    train_step = make_train_step(objective.loss, mesh=mesh)
     batch = {"x": jnp.asarray(x)}
+    if mesh is not None:
+        batch = shard_batch(batch, mesh)
 
     def step(state):
         state, metrics = train_step(state, batch)
@@ -338,8 +349,11 @@ def torch_available() -> bool:
 
 
 def _workloads(cfg: CNFBenchConfig, x: np.ndarray, params) -> list[Workload]:
-    workloads = [
-        _jgen_workload(JGEN, cfg, x, params),
+    workloads = [_jgen_workload(JGEN, cfg, x, params)]
+    if jax.device_count() > 1:  # e.g. XLA_FLAGS=--xla_force_host_platform_device_count=2
+        mesh = data_mesh()
+        workloads.append(_jgen_workload(JGEN_SHARDED, cfg, x, params, mesh=mesh))
+    workloads += [
         _jgen_workload(JGEN_BACKSOLVE, cfg, x, params, backsolve=True),
         _jgen_workload(JGEN_PER_EVENT, cfg, x, params, joint=False),
         _diffrax_workload(cfg, x, params),

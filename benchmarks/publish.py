@@ -10,18 +10,21 @@ run inherits another's threads or compilation caches:
   3. ``benchmarks/flows.py --dims 2 64 --depths 8 16 32``  RealNVP step at D = 2 and 64, and
      compile time against depth
 
-Each writes its JSON run record and markdown table to ``benchmarks/results/``
-(``cnf_step_exact``, ``cnf_step_hutchinson``, ``flows``). This script then writes
-``publish.json`` (the whole run's load, every record's verdict) and ``SUMMARY.md`` (every table,
-headed by the verdict). A record is publishable only if the machine stayed quiet during its
-run (see `benchmarks/harness.py` for the thresholds); the summary says NOT PUBLISHABLE
-otherwise, with the reasons. On an idle 2-core machine the whole run takes about 10 minutes.
+The CNF runs get one XLA host device per core (``--xla_force_host_platform_device_count``), for
+the row of jgen's data-parallel step. Each writes its JSON run record and markdown table to
+``benchmarks/results/`` (``cnf_step_exact``, ``cnf_step_hutchinson``, ``flows``). This script
+then writes ``publish.json`` (the whole run's load, every record's verdict) and ``SUMMARY.md``
+(every table, headed by the verdict). A record is publishable only if the machine stayed quiet
+during its run (see `benchmarks/harness.py` for the thresholds); the summary says NOT
+PUBLISHABLE otherwise, with the reasons. On an idle 2-core machine the whole run takes about
+10 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -40,15 +43,24 @@ RUNS = (
     ("cnf_step_hutchinson", "cnf_step.py", ["--trace", "hutchinson"]),
     ("flows", "flows.py", ["--dims", "2", "64", "--depths", "8", "16", "32"]),
 )
+# One XLA host device per core for the CNF runs, so that jgen's data-parallel row can use them
+# (the other rows run on the first device, as in a one-device process).
+HOST_DEVICES = {"cnf_step.py": harness.cpu_cores()}
 
 
 def _run(script: str, args: list[str], out: Path, quick: bool) -> float:
     command = [sys.executable, str(BENCHMARKS / script), *args, "--out", str(out)]
     if quick:
         command.append("--quick")
-    print("$", " ".join(command[1:]), flush=True)
+    env = dict(os.environ)
+    if script in HOST_DEVICES and "xla_force_host_platform_device_count" not in env.get(
+        "XLA_FLAGS", ""
+    ):
+        flag = f"--xla_force_host_platform_device_count={HOST_DEVICES[script]}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {flag}".strip()
+    print("$", f"XLA_FLAGS={env.get('XLA_FLAGS', '')!r}", " ".join(command[1:]), flush=True)
     start = time.perf_counter()
-    subprocess.run(command, check=True, cwd=harness.REPO)
+    subprocess.run(command, check=True, cwd=harness.REPO, env=env)
     return time.perf_counter() - start
 
 
