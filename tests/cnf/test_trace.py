@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jgen.cnf import ExactTrace, Hutchinson, HutchPlusPlus
+from jgen.cnf.trace import UNROLL_MAX_DIM
 
 NUM_SAMPLES = 20_000
 
@@ -60,6 +61,39 @@ def test_exact_trace_is_exact(max_batch):
 
     _, trace = estimator(nonlinear, z, None)
     np.testing.assert_allclose(trace, jnp.trace(jax.jacfwd(nonlinear)(z)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3], ids=lambda d: f"D={d}")
+def test_exact_trace_and_frobenius_on_both_paths(dim):
+    """D <= UNROLL_MAX_DIM (separate JVPs) and larger D (one vmapped JVP): trace and squared
+    Frobenius norm of the autodiff Jacobian, and f(z)."""
+    assert 1 <= UNROLL_MAX_DIM < 3  # both paths are covered by D = 1, 2, 3
+    a = _random_matrix(dim, seed=dim)
+    z = jnp.linspace(-1.0, 1.0, dim)
+
+    def nonlinear(v):
+        return jnp.tanh(a @ v) * v[::-1]
+
+    f_z, trace, frob = ExactTrace().estimate(nonlinear, z, None, frobenius=True)
+    jacobian = jax.jacfwd(nonlinear)(z)
+    np.testing.assert_allclose(f_z, nonlinear(z), rtol=1e-6)
+    np.testing.assert_allclose(trace, jnp.trace(jacobian), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(frob, jnp.sum(jacobian**2), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["jvp", "vjp"])
+@pytest.mark.parametrize("num_probes", [1, 2])
+def test_hutchinson_is_the_probes_quadratic_form(mode, num_probes):
+    """One probe (a plain product) and several (vmapped): mean_k ε_k^T A ε_k, and ||A ε||^2."""
+    a = _random_matrix(4)
+    z = jnp.linspace(-1.0, 1.0, 4)
+    estimator = Hutchinson(num_probes=num_probes, mode=mode)
+    probes = estimator.init_probes(jax.random.key(3), (4,), z.dtype)
+    _, trace, frob = estimator.estimate(_linear(a), z, probes, frobenius=True)
+    product = a if mode == "jvp" else a.T
+    expected = jnp.mean(jnp.einsum("ki,ij,kj->k", probes, a, probes))
+    np.testing.assert_allclose(trace, expected, rtol=1e-5)
+    np.testing.assert_allclose(frob, jnp.mean(jnp.sum((probes @ product.T) ** 2, -1)), rtol=1e-5)
 
 
 STOCHASTIC = [
