@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -341,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return commands[args.command]()
+    except BrokenPipeError:  # `jgen list | head`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ConfigError, FileNotFoundError) as e:
         return _error(args.command, e)
     except ValueError as e:
