@@ -231,18 +231,24 @@ def check_int(value: Any, name: str, *, minimum: int = 0, owner: str | None = No
     return number
 
 
+_INTERVALS = {  # name: (description, lower bound, lower bound included, upper bound)
+    "positive": ("a positive number", 0.0, False, np.inf),
+    "non_negative": ("a non-negative number", 0.0, True, np.inf),
+    "open_unit": ("a number in (0, 1)", 0.0, False, 1.0),
+    "unit": ("a number in [0, 1)", 0.0, True, 1.0),
+}
+
+
 def check_number(value: Any, name: str, *, interval: str = "positive", owner: str) -> float:
-    """``value`` if it is a real number (not a bool) in ``interval``: 'positive' (> 0) or
-    'open_unit' (0, 1); ValidationError naming ``owner`` otherwise. The one check of real
-    hyper-parameters (scales, coefficients, tolerances)."""
-    bounds = {
-        "positive": ("a positive number", 0.0, np.inf),
-        "open_unit": ("a number in (0, 1)", 0.0, 1.0),
-    }
-    expected, lower, upper = bounds[interval]
+    """``value`` if it is a real number (not a bool) in ``interval``: 'positive' (0, inf),
+    'non_negative' [0, inf), 'open_unit' (0, 1) or 'unit' [0, 1); NaN and infinities never
+    pass. ValidationError naming ``owner`` otherwise. The one check of real hyper-parameters
+    (scales, coefficients, tolerances, learning rates)."""
+    expected, lower, closed, upper = _INTERVALS[interval]
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise ValidationError(f"{owner}: {name} must be {expected}, got {value!r}")
-    if not lower < value < upper:
+    above = lower <= value if closed else lower < value
+    if not (above and value < upper):
         raise ValidationError(f"{owner}: {name} must be {expected}, got {value!r}")
     return value
 

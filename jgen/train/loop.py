@@ -490,8 +490,8 @@ def fit(
         longest = int(np.max(jax.device_get(state.longest_nonfinite_streak)))
         if config.max_nonfinite_steps and longest >= config.max_nonfinite_steps:
             return (
-                f"stopped at step {done}: {longest} consecutive steps with a non-finite loss or "
-                "gradient (their updates were skipped, so the checkpoint written now holds the "
+                f"stopped at step {done}: {longest} consecutive steps with a non-finite loss, "
+                "gradient or update (they were skipped, so the checkpoint written now holds the "
                 "last good parameters)"
             )
         return None

@@ -12,7 +12,8 @@ The loss returns the updated state, so stateful layers need no special path in t
 `stateless` adapts the plain ``loss_fn(params, batch, key) -> (loss, metrics)`` form.
 
 One train step: key_t = fold_in(key, t); (loss, aux), g = value_and_grad(loss); an optax update.
-A step whose loss or gradient is not finite leaves params, optimiser and model state unchanged,
+A step whose loss, gradient or update (new params, optimiser or model state) is not finite
+leaves params, optimiser and model state unchanged,
 counts as ``skipped`` in the metrics and lengthens ``nonfinite_streak``;
 ``longest_nonfinite_streak`` keeps the longest streak so far, so the loop can check it at any
 cadence (it stops a run after too many in a row). The same step runs on one device or
@@ -62,7 +63,7 @@ from jax.sharding import Mesh
 from jgen.parallel.mesh import data_sharding, replicated_sharding
 from jgen.train.members import member_axes
 from jgen.typing import Array, Batch, Metrics, ModelState, Params, PRNGKey
-from jgen.validation import check_choice
+from jgen.validation import check_choice, check_int, check_number
 
 __all__ = [
     "Objective",
@@ -209,18 +210,27 @@ def make_optimizer(
     """An optax chain from a few config values: clipping → Adam/AdamW/SGD with a schedule.
 
     schedule: 'constant', 'cosine' (decay to 0 over ``total_steps``) or 'linear', each with an
-    optional linear warm-up of ``warmup_steps``.
+    optional linear warm-up of ``warmup_steps``. Every setting is checked: a finite positive
+    learning rate, total_steps >= 1, warmup_steps >= 0, clip_norm None or >= 0 (0: no
+    clipping), weight_decay >= 0, b1 and b2 in [0, 1) (`jgen.validation.ValidationError`).
     """
-    if learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    owner = "make_optimizer"
+    check_number(learning_rate, "learning_rate", owner=owner)
+    check_int(total_steps, "total_steps", minimum=1, owner=owner)
+    check_int(warmup_steps, "warmup_steps", owner=owner)
+    check_choice(optimizer, "optimizer", ("adam", "adamw", "sgd"), owner=owner)
+    check_choice(schedule, "schedule", ("constant", "cosine", "linear"), owner=owner)
+    if clip_norm is not None:  # 0 turns clipping off
+        check_number(clip_norm, "clip_norm", interval="non_negative", owner=owner)
+    check_number(weight_decay, "weight_decay", interval="non_negative", owner=owner)
+    check_number(b1, "b1", interval="unit", owner=owner)
+    check_number(b2, "b2", interval="unit", owner=owner)
     decay_steps = max(total_steps - warmup_steps, 1)
     schedules = {
         "constant": lambda: optax.constant_schedule(learning_rate),
         "cosine": lambda: optax.cosine_decay_schedule(learning_rate, decay_steps),
         "linear": lambda: optax.linear_schedule(learning_rate, 0.0, decay_steps),
     }
-    if schedule not in schedules:
-        raise ValueError(f"schedule must be one of {sorted(schedules)}, got {schedule!r}")
     lr = schedules[schedule]()
     if warmup_steps > 0:
         lr = optax.join_schedules(
@@ -231,8 +241,6 @@ def make_optimizer(
         "adamw": lambda: optax.adamw(lr, b1=b1, b2=b2, weight_decay=weight_decay),
         "sgd": lambda: optax.sgd(lr, momentum=b1),
     }
-    if optimizer not in optimizers:
-        raise ValueError(f"optimizer must be one of {sorted(optimizers)}, got {optimizer!r}")
     parts = []
     if clip_norm is not None and clip_norm > 0:
         parts.append(optax.clip_by_global_norm(clip_norm))
@@ -243,38 +251,63 @@ def make_optimizer(
 GUARDS = ("cond", "select")
 
 
+def _all_finite(tree) -> Array:
+    """True when every floating-point leaf of ``tree`` is free of NaN and inf: one fused
+    reduction over the whole tree (integer leaves, e.g. optimiser step counts, are skipped)."""
+    checks = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree_util.tree_leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(checks)) if checks else jnp.asarray(True)
+
+
 def _guarded_update(
     value_and_grad_fn, params, opt_state, model_state, tx, ema, ema_decay, guard="cond"
 ):
-    """One optax update of ``params`` unless the loss or the gradient norm is not finite.
+    """One optax update of ``params``, kept only if everything it produces is finite.
 
-    ``guard='cond'`` skips the update with a `lax.cond` (one branch runs); ``'select'`` computes
-    the update and keeps the old values with a `jnp.where` per leaf: on a GPU a conditional
-    reads its predicate back to the host every step, a select does not.
+    The step is skipped (params, optimiser state, model state and average left as they were)
+    when the loss or the gradient norm is not finite, or when the update itself is not: a
+    finite gradient can still give non-finite parameters (an overflowing update, e.g. a huge
+    learning rate) or optimiser / model state.
+
+    ``guard='cond'`` skips the update with a `lax.cond` (one branch runs: the update is
+    computed only for a finite gradient); ``'select'`` computes the update and keeps the old
+    values with a `jnp.where` per leaf: on a GPU a conditional reads its predicate back to the
+    host every step, a select does not.
     Returns ((params, opt_state, model_state, ema), loss, grad_norm, finite, metrics).
     """
     (loss, (metrics, new_model_state)), grads = value_and_grad_fn(params)
     grad_norm = optax.tree.norm(grads)
     # A NaN or inf anywhere in the gradient makes its norm non-finite (so does a norm that
     # overflows, which is no usable gradient either): one check instead of one per leaf.
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    gradient_finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    old = (params, opt_state, model_state, ema)
 
-    def apply_update(_):
+    def update():
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         new_ema = ema
         if ema is not None:
             new_ema = optax.incremental_update(new_params, ema, step_size=1.0 - ema_decay)
-        return new_params, new_opt_state, new_model_state, new_ema
-
-    def skip_update(_):
-        return params, opt_state, model_state, ema
+        new = (new_params, new_opt_state, new_model_state, new_ema)
+        return new, _all_finite(new)
 
     if guard == "select":
-        old = skip_update(None)
-        updated = jax.tree.map(lambda new, o: jnp.where(finite, new, o), apply_update(None), old)
-    else:  # lax.cond runs one branch: cheaper to run and to compile than a select (on a CPU)
-        updated = jax.lax.cond(finite, apply_update, skip_update, None)
+        new, update_finite = update()
+        finite = gradient_finite & update_finite
+        updated = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    else:
+
+        def apply_update(_):
+            new, update_finite = update()
+            return jax.lax.cond(update_finite, lambda: new, lambda: old), update_finite
+
+        def skip_update(_):
+            return old, jnp.asarray(False)
+
+        updated, finite = jax.lax.cond(gradient_finite, apply_update, skip_update, None)
     return updated, loss, grad_norm, finite, metrics
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from jgen.cnf import MLPField, make_cnf
 from jgen.distributions import Flow
-from tests.gradcheck import gradient_error
+from tests.gradcheck import directional_errors
 
 B = 3
 UPSTREAM = (
@@ -94,12 +94,14 @@ def test_the_workaround_fixes_the_plain_diffrax_case():
 def test_cnf_fixed_step_per_event_gradient_matches_finite_differences():
     # The issue's case: affine field in 2-D, Tsit5 with a constant step, one ODE per event; the
     # z→z diagonal of the kernel was off by -B(B-1) (-30 for these 6 events). Every solver, step
-    # control, adjoint and trace estimator is checked in tests/bijectors/test_gradients.py.
+    # control and adjoint is not yet checked this way (see the report of issue #23).
     num_events = 6
     with jax.enable_x64(True):
         flow = Flow(make_cnf(MLPField(()), (2,), step_size=0.1), (2,))
         x = jax.random.normal(jax.random.key(0), (num_events, 2))
         params = flow.init(jax.random.key(1), x, method=flow.log_prob)["params"]
-        log_lik = lambda p: jnp.sum(flow.apply({"params": p}, x, method=flow.log_prob))
-        grad, fd = gradient_error(log_lik, params)
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
+        log_lik = lambda t: jnp.sum(flow.apply({"params": t["params"]}, x, method=flow.log_prob))
+        autodiff, differences, scale = directional_errors(
+            log_lik, {"params": params}, [["params"]], jax.random.key(2), per_group=4
+        )
+    np.testing.assert_allclose(autodiff, differences, rtol=1e-6, atol=1e-6 * scale)
