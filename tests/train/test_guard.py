@@ -6,6 +6,7 @@ with a checkpoint holding the last finite parameters, bit for bit (issue #23).""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jgen import bijectors as jb
 from jgen.distributions import DensityObjective, Flow
@@ -19,6 +20,7 @@ from jgen.train import (
     stack_states,
     stateless,
 )
+from jgen.train.step import GUARDS
 from tests.train.test_loop import _config, _gaussian_dataset
 
 # SGD at a finite learning rate: a loss scaled by 1e18 has a finite gradient (~1e18 in
@@ -43,8 +45,9 @@ def _state(params):
     return TrainState.create(params=params, model_state={}, tx=SGD, rng=jax.random.PRNGKey(0))
 
 
-def test_overflowing_update_is_skipped():
-    step = make_train_step(stateless(_scaled_quadratic), donate=False)
+@pytest.mark.parametrize("guard", GUARDS)
+def test_overflowing_update_is_skipped(guard):
+    step = make_train_step(stateless(_scaled_quadratic), donate=False, guard=guard)
     s1, m1 = step(_state({"w": jnp.zeros(3)}), _batch(GOOD))
     assert float(m1["skipped"]) == 0.0
     s2, m2 = step(s1, _batch(OVERFLOW))
