@@ -272,10 +272,11 @@ def _guarded_update(
     finite gradient can still give non-finite parameters (an overflowing update, e.g. a huge
     learning rate) or optimiser / model state.
 
-    ``guard='cond'`` skips the update with a `lax.cond` (one branch runs: the update is
-    computed only for a finite gradient); ``'select'`` computes the update and keeps the old
-    values with a `jnp.where` per leaf: on a GPU a conditional reads its predicate back to the
-    host every step, a select does not.
+    ``guard='cond'`` skips the update with a `lax.cond` on the gradient's finiteness (one branch
+    runs: the update is computed only for a finite gradient), then keeps a non-finite update's
+    old values with a `jnp.where` per leaf; ``'select'`` computes the update every step and
+    uses only the select: on a GPU a conditional reads its predicate back to the host every
+    step, a select does not.
     Returns ((params, opt_state, model_state, ema), loss, grad_norm, finite, metrics).
     """
     (loss, (metrics, new_model_state)), grads = value_and_grad_fn(params)
@@ -285,29 +286,23 @@ def _guarded_update(
     gradient_finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     old = (params, opt_state, model_state, ema)
 
-    def update():
+    def apply_update(finite):
+        """The update where it is finite and ``finite`` holds; the old values otherwise."""
         updates, new_opt_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
         new_ema = ema
         if ema is not None:
             new_ema = optax.incremental_update(new_params, ema, step_size=1.0 - ema_decay)
         new = (new_params, new_opt_state, new_model_state, new_ema)
-        return new, _all_finite(new)
+        finite = finite & _all_finite(new)
+        return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old), finite
 
     if guard == "select":
-        new, update_finite = update()
-        finite = gradient_finite & update_finite
-        updated = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
-    else:
-
-        def apply_update(_):
-            new, update_finite = update()
-            return jax.lax.cond(update_finite, lambda: new, lambda: old), update_finite
-
-        def skip_update(_):
-            return old, jnp.asarray(False)
-
-        updated, finite = jax.lax.cond(gradient_finite, apply_update, skip_update, None)
+        updated, finite = apply_update(gradient_finite)
+    else:  # lax.cond: the update is computed only for a finite gradient (cheaper on a CPU)
+        updated, finite = jax.lax.cond(
+            gradient_finite, apply_update, lambda _: (old, jnp.asarray(False)), gradient_finite
+        )
     return updated, loss, grad_norm, finite, metrics
 
 
