@@ -72,13 +72,7 @@ def test_select_guard_trains_exactly_as_cond():
         (dict(schedule="nope"), "schedule must be one of"),
         (dict(optimizer="lion2"), "optimizer must be one of"),
         (dict(learning_rate=0.0), "learning_rate must be a positive number, got 0.0"),
-        (dict(learning_rate=float("nan")), "learning_rate must be a positive number, got nan"),
-        (dict(learning_rate=float("inf")), "learning_rate must be a positive number, got inf"),
-        (dict(total_steps=-5), "total_steps must be a positive int, got -5"),
-        (dict(warmup_steps=-5), "warmup_steps must be a non-negative int, got -5"),
-        (dict(clip_norm=-1.0), "clip_norm must be a non-negative number, got -1.0"),
         (dict(weight_decay=float("nan")), "weight_decay must be a non-negative number"),
-        (dict(b2=1.0), r"b2 must be a number in \[0, 1\), got 1.0"),
     ],
 )
 def test_make_optimizer_rejects_bad_settings(kwargs, match):
