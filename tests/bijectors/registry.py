@@ -118,3 +118,14 @@ def make_inputs(case: Case, dtype=jnp.float32, batch: int = 3, seed: int = 0):
     if case.context_dim is not None:
         context = jax.random.normal(kc, (batch, case.context_dim), dtype)
     return x, context
+
+
+def init_variables(case: Case, bijector, x, context):
+    """The case's variables: ``init`` through the forward map, or, with ``init_inverse``
+    (data-dependent initialisation on data), through the inverse at points pushed forward by
+    a throwaway default initialisation."""
+    if not case.init_inverse:
+        return bijector.init(jax.random.key(2), x, context, method="forward_and_log_det")
+    throwaway = bijector.init(jax.random.key(1), x, context, method="forward_and_log_det")
+    y = bijector.apply(throwaway, x, context, method="forward")
+    return bijector.init(jax.random.key(2), y, context, method="inverse_and_log_det")
