@@ -259,6 +259,8 @@ CLI_CASES = [
      None, ["learning_rate must be a positive number", "got inf"]),
     ("negative-warmup", ["train", "realnvp_2d:moons", "--smoke", "optim.warmup_steps=-5"], None,
      ["warmup_steps must be a non-negative int", "got -5"]),
+    ("negative-seed", ["train", "realnvp_2d:moons", "--smoke", "train.seed=-1"], None,
+     ["seed must be >= 0", "got -1"]),
     ("negative-clip-norm", ["train", "realnvp_2d:moons", "--smoke", "optim.clip_norm=-1.0"], None,
      ["clip_norm must be a non-negative number", "got -1.0"]),
     ("data-options-of-another-set", ["train", "realnvp_2d:moons", "data.name='mnist'"], None,

@@ -115,7 +115,8 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in (
-            "log_every", "eval_every", "checkpoint_every", "max_nonfinite_steps", "num_devices"
+            "seed", "log_every", "eval_every", "checkpoint_every", "max_nonfinite_steps",
+            "num_devices",
         ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
