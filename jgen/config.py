@@ -26,6 +26,7 @@ __all__ = [
     "describe_experiments",
     "list_experiments",
     "load_experiment_config",
+    "shared_config_module",
 ]
 
 
@@ -41,15 +42,21 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
 
-def _load_module(path: Path) -> ModuleType:
+def _load_module(path: Path, *, require_get_config: bool = True) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"jgen_config_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load config file {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    if not hasattr(module, "get_config"):
+    if require_get_config and not hasattr(module, "get_config"):
         raise AttributeError(f"config file {path} does not define get_config()")
     return module
+
+
+def shared_config_module(name: str) -> ModuleType:
+    """A helper module of the config directory (``_name.py``, e.g. settings shared by a group of
+    configs), loaded by path as the configs themselves are."""
+    return _load_module(config_dir() / f"{name}.py", require_get_config=False)
 
 
 def _modules() -> dict[str, Path]:

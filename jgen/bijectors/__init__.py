@@ -24,7 +24,7 @@ from jgen.bijectors.planar import Planar, Radial
 # isort: split
 from jgen.bijectors.coupling import AffineCoupling, SplineCoupling
 from jgen.bijectors.glow import glow
-from jgen.bijectors.multiscale import FactorOut, Reshape, Squeeze
+from jgen.bijectors.multiscale import FactorOut, Reshape, Squeeze, multiscale
 from jgen.bijectors.realnvp import multiscale_realnvp, neural_spline_flow, realnvp
 from jgen.bijectors.spline import RationalQuadraticSpline
 
@@ -87,6 +87,7 @@ __all__ = [
     "Tanh",
     "glow",
     "masked_autoregressive_flow",
+    "multiscale",
     "multiscale_realnvp",
     "neural_spline_flow",
     "random_orthogonal",

@@ -1,4 +1,5 @@
-"""RealNVP's multi-scale architecture as bijectors: ``Squeeze`` and ``FactorOut``.
+"""RealNVP's multi-scale architecture as bijectors: ``Squeeze``, ``FactorOut`` and
+``multiscale`` (the whole architecture around any layers: RealNVP's couplings, FFJORD's CNFs).
 
 Dinh et al. (2017) map data to latents scale by scale: at scale i the current tensor h_i goes
 through couplings g_i, then half of its channels z_i are "factored out" (sent straight to the
@@ -20,13 +21,15 @@ channels, as in the paper.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import jax.numpy as jnp
 
-from jgen.bijectors.base import Bijector
+from jgen.bijectors.base import Bijector, Chain, Inverse
 from jgen.typing import Array
+from jgen.validation import check_int
 
-__all__ = ["FactorOut", "Reshape", "Squeeze"]
+__all__ = ["FactorOut", "Reshape", "Squeeze", "multiscale"]
 
 
 class Squeeze(Bijector):
@@ -184,3 +187,61 @@ class Reshape(Bijector):
 
     def inverse_and_log_det(self, y, context=None):
         return self._reshape(y, self.out_shape, self.in_shape)
+
+
+MultiscaleLayers = Callable[[tuple[int, int, int], str], list[Bijector]]
+STAGES = ("before_squeeze", "after_squeeze", "last")
+
+
+def multiscale(
+    image_shape: Sequence[int], num_scales: int, layers: MultiscaleLayers, *, owner: str
+) -> Bijector:
+    """The multi-scale architecture of RealNVP and FFJORD around any invertible layers.
+
+    ``layers(event_shape, stage)`` returns the bijectors (data side first) of one stage:
+    'before_squeeze' on (H, W, C) at every scale but the last, 'after_squeeze' on
+    (H/2, W/2, 4C) at those scales, 'last' at the last scale. Data -> latent at a scale:
+
+        before_squeeze layers, squeeze, after_squeeze layers, factor out the first 2C channels
+        (latents), the next scale on the other 2C, and a final depth-to-space
+
+    i.e. ``scale(H, W, C) = Chain([*before, Inverse(Squeeze()), *after,
+    FactorOut(scale(H/2, W/2, 2C)), Squeeze()])``, so the latent has the data's shape and
+    the whole model is one bijector with one log-det. H and W must be divisible by
+    2^(num_scales − 1) and the last scale needs at least 2 pixels; errors name ``owner``.
+    """
+    shape = tuple(image_shape) if isinstance(image_shape, Sequence) else None
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"{owner}: image_shape must be (H, W, C), got {image_shape!r}")
+    for name, n in zip(("H", "W", "C"), shape, strict=True):
+        check_int(n, f"image_shape {name}", minimum=1, owner=owner)
+    check_int(num_scales, "num_scales", minimum=1, owner=owner)
+    h, w, _ = shape
+    factor = 2 ** (num_scales - 1)
+    if h % factor or w % factor:
+        raise ValueError(
+            f"{owner}: with num_scales={num_scales}, H and W must be divisible by "
+            f"{factor} (one squeeze per scale but the last), got image_shape {shape}"
+        )
+    if (h // factor) * (w // factor) < 2:
+        raise ValueError(
+            f"{owner}: the last scale would have a 1x1 image (image_shape {shape}, "
+            f"num_scales={num_scales}); use fewer scales"
+        )
+
+    def scale(event_shape, level):
+        if level == num_scales - 1:
+            return Chain(layers(event_shape, "last"))
+        sh, sw, sc = event_shape
+        deeper = scale((sh // 2, sw // 2, 2 * sc), level + 1)
+        return Chain(
+            [
+                *layers(event_shape, "before_squeeze"),
+                Inverse(Squeeze()),
+                *layers((sh // 2, sw // 2, 4 * sc), "after_squeeze"),
+                FactorOut(deeper, factored="first"),
+                Squeeze(),
+            ]
+        )
+
+    return scale(shape, 0)

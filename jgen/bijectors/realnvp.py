@@ -18,9 +18,9 @@ from typing import Any
 
 import flax.linen as nn
 
-from jgen.bijectors.base import Bijector, Chain, Inverse
+from jgen.bijectors.base import Bijector, Chain
 from jgen.bijectors.coupling import VECTOR_MASKS, AffineCoupling, SplineCoupling
-from jgen.bijectors.multiscale import FactorOut, Squeeze
+from jgen.bijectors.multiscale import multiscale
 from jgen.validation import check_int
 
 __all__ = ["multiscale_realnvp", "neural_spline_flow", "realnvp"]
@@ -197,28 +197,10 @@ def multiscale_realnvp(
     ``ActNorm(event_ndims=3)`` on the data side of every coupling), ``normalization`` and
     ``param_dtype`` are as in `realnvp`.
     """
-    shape = tuple(image_shape) if isinstance(image_shape, Sequence) else None
-    if shape is None or len(shape) != 3:
-        raise ValueError(f"multiscale_realnvp: image_shape must be (H, W, C), got {image_shape!r}")
-    for name, n in zip(("H", "W", "C"), shape, strict=True):
-        check_int(n, f"image_shape {name}", minimum=1, owner="multiscale_realnvp")
-    check_int(num_scales, "num_scales", minimum=1, owner="multiscale_realnvp")
     check_int(
         num_couplings_per_scale, "num_couplings_per_scale", minimum=1, owner="multiscale_realnvp"
     )
     check_int(num_final_couplings, "num_final_couplings", minimum=1, owner="multiscale_realnvp")
-    h, w, _ = shape
-    factor = 2 ** (num_scales - 1)
-    if h % factor or w % factor:
-        raise ValueError(
-            f"multiscale_realnvp: with num_scales={num_scales}, H and W must be divisible by "
-            f"{factor} (one squeeze per scale but the last), got image_shape {shape}"
-        )
-    if (h // factor) * (w // factor) < 2:
-        raise ValueError(
-            f"multiscale_realnvp: the last scale would have a 1x1 image (image_shape {shape}, "
-            f"num_scales={num_scales}); use fewer scales"
-        )
     _check_conditioner("multiscale_realnvp", conditioner)
     norm = _normalization_factory("multiscale_realnvp", actnorm, normalization, event_ndims=3)
 
@@ -235,27 +217,13 @@ def multiscale_realnvp(
             param_dtype=param_dtype,
         )
 
-    def scale(event_shape, level):
-        if level == num_scales - 1:
-            final = [
-                coupling(event_shape, "checkerboard", i % 2) for i in range(num_final_couplings)
-            ]
-            return Chain(_with_normalization(final, norm))
-        sh, sw, sc = event_shape
-        squeezed = (sh // 2, sw // 2, 4 * sc)
-        checker = [
-            coupling(event_shape, "checkerboard", i % 2) for i in range(num_couplings_per_scale)
-        ]
-        channel = [coupling(squeezed, "channel", i % 2) for i in range(num_couplings_per_scale)]
-        deeper = scale((sh // 2, sw // 2, 2 * sc), level + 1)
-        return Chain(
-            [
-                *_with_normalization(checker, norm),
-                Inverse(Squeeze()),
-                *_with_normalization(channel, norm),
-                FactorOut(deeper, factored="first"),
-                Squeeze(),
-            ]
-        )
+    def layers(event_shape, stage):
+        if stage == "last":
+            masks = ["checkerboard"] * num_final_couplings
+        else:
+            mask = "checkerboard" if stage == "before_squeeze" else "channel"
+            masks = [mask] * num_couplings_per_scale
+        couplings = [coupling(event_shape, m, i % 2) for i, m in enumerate(masks)]
+        return _with_normalization(couplings, norm)
 
-    return scale(shape, 0)
+    return multiscale(image_shape, num_scales, layers, owner="multiscale_realnvp")

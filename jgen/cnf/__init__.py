@@ -11,6 +11,7 @@ from jgen.cnf.cnf import (
     collect_stat,
     summarize_stats,
 )
+from jgen.cnf.multiscale import multiscale_cnf
 from jgen.cnf.strategies import (
     ADJOINTS,
     FIELDS,
@@ -20,6 +21,7 @@ from jgen.cnf.strategies import (
     make_trace_estimator,
 )
 from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator, sample_probes
+from jgen.cnf.unet import UNetField, sinusoidal_embedding
 from jgen.cnf.vector_fields import ConcatSquashDense, ConcatSquashField, FlattenedField, MLPField
 
 __all__ = [
@@ -38,12 +40,15 @@ __all__ = [
     "Hutchinson",
     "MLPField",
     "TraceEstimator",
+    "UNetField",
     "collect_nfe",
     "collect_regularizers",
     "collect_stat",
     "make_cnf",
     "make_field",
     "make_trace_estimator",
+    "multiscale_cnf",
     "sample_probes",
+    "sinusoidal_embedding",
     "summarize_stats",
 ]

@@ -1,8 +1,12 @@
 """The ``cnf`` experiment family: FFJORD (Grathwohl et al. 2019) on 2-D toys and digits.
 
 Config ``model`` section (see experiments/configs/ffjord_2d.py):
-    field:          'concat_squash' (FFJORD's) or 'mlp'; hidden_dims; activation
+    field:          'concat_squash' (FFJORD's), 'mlp' or 'unet' (`UNetField`, images; its
+                    hidden_dims are the widths per level); hidden_dims; activation (None: the
+                    field's default); field_options (other options of the field)
     num_blocks:     CNFs stacked (each with its own field) on t ∈ [0, t1]
+    num_scales:     > 1: FFJORD's multi-scale CNF for images (`jgen.cnf.multiscale_cnf`,
+                    num_blocks CNFs per stage); 1 (default): a plain stack
     solver, rtol, atol, step_size, adjoint, trace, trace_distribution, num_probes,
     solve_jointly:  the training solve (`jgen.cnf.make_cnf` names)
     eval_rtol, eval_atol: evaluation solves: same solver, exact trace, these tolerances
@@ -22,6 +26,7 @@ from typing import Any
 from ml_collections import ConfigDict
 
 from jgen.bijectors import Chain
+from jgen.cnf.multiscale import multiscale_cnf
 from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
 from jgen.distributions import DensityObjective, Flow, LogitPreprocess
@@ -79,11 +84,24 @@ def cnf_flow(model: ConfigDict | dict, dataset: Dataset, *, evaluation: bool = F
     layers = []
     if dataset.num_levels is not None:
         layers.append(LogitPreprocess(model.get("logit_alpha", 0.05), event_ndims=len(shape)))
-    for _ in range(model.get("num_blocks", 1)):
-        field = make_field(
-            field_name, model["hidden_dims"], shape, activation=model.get("activation", "tanh")
-        )
-        layers.append(make_cnf(field, shape, t1=model.get("t1", 1.0), **solve))
+    field_options = dict(model.get("field_options", {}))
+
+    def field(event_shape):
+        return make_field(
+            field_name, model["hidden_dims"], event_shape, activation=model.get("activation"),
+            **field_options,
+        )  # fmt: skip
+
+    num_scales = model.get("num_scales", 1)
+    if num_scales > 1:
+        multiscale = multiscale_cnf(
+            shape, field, num_scales=num_scales, num_blocks=model.get("num_blocks", 1),
+            t1=model.get("t1", 1.0), **solve,
+        )  # fmt: skip
+        layers.append(multiscale)
+    else:
+        for _ in range(model.get("num_blocks", 1)):
+            layers.append(make_cnf(field(shape), shape, t1=model.get("t1", 1.0), **solve))
     return Flow(layers[0] if len(layers) == 1 else Chain(layers), shape)
 
 

@@ -1,7 +1,8 @@
 """CNF strategies by name, for configs, the CLI and the benchmark harness.
 
-`make_field` builds a vector field by name ('concat_squash': FFJORD's, or 'mlp'), flattened for
-image-shaped events. `make_cnf` builds a `CNF` from plain values: a solver name ('euler',
+`make_field` builds a vector field by name ('concat_squash': FFJORD's, or 'mlp', flattened for
+image-shaped events; 'unet': `UNetField` on the images themselves). `make_cnf` builds a `CNF`
+from plain values: a solver name ('euler',
 'heun', 'midpoint', 'bosh3', 'tsit5', 'dopri5', 'dopri8'), tolerances (adaptive PID control) or
 a fixed step, an adjoint name ('recursive': discretise-then-optimise through recursive
 checkpointing, 'backsolve': the continuous adjoint) and a trace estimator name ('exact',
@@ -18,6 +19,7 @@ import flax.linen as nn
 
 from jgen.cnf.cnf import CNF
 from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator
+from jgen.cnf.unet import UNetField
 from jgen.cnf.vector_fields import ConcatSquashField, FlattenedField, MLPField
 
 __all__ = [
@@ -30,7 +32,8 @@ __all__ = [
     "make_trace_estimator",
 ]
 
-FIELDS = {"concat_squash": ConcatSquashField, "mlp": MLPField}
+FIELDS = {"concat_squash": ConcatSquashField, "mlp": MLPField, "unet": UNetField}
+IMAGE_FIELDS = ("unet",)
 
 SOLVERS = {
     "euler": diffrax.Euler,
@@ -55,12 +58,28 @@ def _choose(kind: str, name: str, choices) -> Any:
 
 
 def make_field(
-    name: str, hidden_dims, event_shape: tuple[int, ...], *, activation: str = "tanh"
+    name: str,
+    hidden_dims,
+    event_shape: tuple[int, ...],
+    *,
+    activation: str | None = None,
+    **options,
 ) -> nn.Module:
-    """The vector field ``name`` (`FIELDS`) with these hidden widths, acting on events of
-    ``event_shape`` (wrapped in `FlattenedField` for image-shaped events)."""
-    field = _choose("vector field", name, FIELDS)(tuple(hidden_dims), activation=activation)
-    return FlattenedField(field) if len(tuple(event_shape)) > 1 else field
+    """The vector field ``name`` (`FIELDS`) with these hidden widths (for 'unet': the width of
+    each resolution level), acting on events of ``event_shape``: vector fields are wrapped in
+    `FlattenedField` for image-shaped events; 'unet' needs images (H, W, C). ``activation``
+    None is the field's default; ``options`` go to the field's constructor (e.g.
+    ``num_res_blocks``, ``attention`` of `UNetField`)."""
+    field_cls = _choose("vector field", name, FIELDS)
+    event_shape = tuple(event_shape)
+    if name in IMAGE_FIELDS and len(event_shape) != 3:
+        raise ValueError(f"vector field {name!r} needs image events (H, W, C), got {event_shape}")
+    if activation is not None:
+        options["activation"] = activation
+    field = field_cls(tuple(hidden_dims), **options)
+    if name in IMAGE_FIELDS or len(event_shape) == 1:
+        return field
+    return FlattenedField(field)
 
 
 def make_trace_estimator(

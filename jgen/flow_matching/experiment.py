@@ -2,7 +2,8 @@
 
 ``flow_matching`` config, ``model`` section:
     field:        'concat_squash' (FFJORD's ConcatSquash MLP, default) or 'mlp' (`MLPField`)
-    hidden_dims, activation: of the field
+    hidden_dims, activation: of the field ('unet': widths per level, default SiLU)
+    field_options: other options of the field (e.g. ``num_res_blocks``, ``attention``)
     path:         'linear' (`LinearGaussianPath(sigma_min)`), 'interpolant'
                   (`InterpolantPath(sigma)`), 'brownian_bridge' (`BrownianBridgePath(sigma)`),
                   'cosine' (`CosinePath()`) or 'vp' (`VariancePreservingPath()`)
@@ -72,7 +73,7 @@ def flow_matching_objective(model: ConfigDict, event_shape, num_levels=None):
     event_shape = tuple(event_shape)
     field = make_field(
         model.get("field", "concat_squash"), model.hidden_dims, event_shape,
-        activation=model.get("activation", "tanh"),
+        activation=model.get("activation"), **dict(model.get("field_options", {})),
     )  # fmt: skip
     cnf = make_cnf(
         field, event_shape, rtol=model.rtol, atol=model.atol, trace=model.get("trace", "exact")

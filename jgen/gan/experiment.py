@@ -4,6 +4,8 @@ Config ``model`` keys:
     kind            'mlp' (vectors) or 'conv' (DCGAN-style, images)
     latent_dim      size of z
     g_hidden, d_hidden   MLP widths (kind 'mlp');  channels  conv width (kind 'conv')
+    num_resamples   kind 'conv': the generator's upsamplings and the discriminator's
+                    downsamplings (1 for 8x8, 2 for 28x28; default 1)
     d_input_scale   factor on the MLP discriminator's input (see `MLPDiscriminator`)
     loss            'minimax' | 'non_saturating' | 'wasserstein'
     d_steps         discriminator steps per generator step
@@ -11,17 +13,18 @@ Config ``model`` keys:
     spectral_norm   spectral normalisation of every discriminator layer
     conditional     class-conditional GAN (labels of the data set; projection discriminator)
     eval_samples    samples drawn for the end-of-run metrics (``gan_metrics.json``)
-    digit_metrics   on digits: the digit-classifier metrics (default True; off in smoke runs,
-                    which then skip training the classifier)
+    digit_metrics   on digits and MNIST: the classifier metrics of `jgen.image_metrics` (default
+                    True; off in smoke runs, which then skip training the classifier)
 Config ``optim`` has one `jgen.train.make_optimizer` section per player (``generator``,
 ``discriminator``); each player's schedule spans that player's own number of updates.
 
 Figures and metrics at the end of a run (``figures``), from the EMA generator when
 ``train.ema_decay > 0``: 2-D data → ``samples.png`` (data and samples) and the mode statistics
-of `jgen.gan.metrics` on the mixtures; digits → ``samples.png`` (50 images, one row per class for a
-conditional GAN) and the digit-classifier metrics. Both are written to
-``gan_metrics.json``; they are computed there only, on ``eval_samples`` draws with a fixed key
-(the VEEGAN/PacGAN protocol), not per test example in `GAN.evaluate`: one number per metric.
+of `jgen.gan.metrics` on the mixtures; images → ``samples.png`` (50 images, one row per class
+for a conditional GAN) and, on digits and MNIST, the classifier metrics of
+`jgen.image_metrics`. Both are written to ``gan_metrics.json``; they are computed there only,
+on ``eval_samples`` draws with a fixed key (the VEEGAN/PacGAN protocol), not per test example
+in `GAN.evaluate`: one number per metric.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from ml_collections import ConfigDict
 
 from jgen import plotting
 from jgen.data import Dataset, mixture_modes
-from jgen.gan.metrics import digits_sample_metrics, mode_statistics
+from jgen.gan.metrics import mode_statistics
 from jgen.gan.nets import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
 from jgen.gan.objective import GAN
+from jgen.image_metrics import has_image_classifier, image_sample_metrics
 from jgen.train import TrainState, make_optimizer
 
 __all__ = ["build_gan_experiment", "gan_from_config"]
@@ -62,10 +66,14 @@ def _networks(model: ConfigDict, dataset: Dataset, num_classes: int | None):
     elif model.kind == "conv":
         if len(shape) != 3:
             raise ValueError(f"model.kind='conv' needs image data (H, W, C), got {shape}")
-        generator = ConvGenerator(shape, channels=model.channels, num_classes=num_classes)
-        discriminator = ConvDiscriminator(
-            num_classes=num_classes, spectral_norm=sn, channels=model.channels
+        resamples = model.get("num_resamples", 1)
+        generator = ConvGenerator(
+            shape, channels=model.channels, num_classes=num_classes, num_upsamples=resamples
         )
+        discriminator = ConvDiscriminator(
+            num_classes=num_classes, spectral_norm=sn, channels=model.channels,
+            num_downsamples=resamples,
+        )  # fmt: skip
     else:
         raise ValueError(f"unknown model.kind {model.kind!r}; expected 'mlp' or 'conv'")
     return generator, discriminator
@@ -118,10 +126,11 @@ def _figures(gan: GAN, dataset: Dataset, name: str, num_eval: int, digit_metrics
             )  # fmt: skip
         else:
             metrics = {}
-            if dataset.name == "digits" and digit_metrics:
-                metrics = digits_sample_metrics(
-                    samples, None if labels is None else np.asarray(labels)
-                )
+            if has_image_classifier(dataset.name) and digit_metrics:
+                metrics = image_sample_metrics(
+                    samples, dataset.name, None if labels is None else np.asarray(labels),
+                    reference=dataset.test,
+                )  # fmt: skip
             grid_labels = _labels_for(gan, 50)
             if grid_labels is not None:  # one row of 5 per class
                 grid_labels = jnp.repeat(jnp.arange(10) % gan.num_classes, 5)

@@ -112,39 +112,57 @@ class MLPDiscriminator(_Discriminator):
 
 
 class ConvGenerator(nn.Module):
-    """DCGAN-style: Dense([z, e_y]) → (H/2, W/2, 2C) → ReLU → ConvTranspose(C, stride 2) → ReLU
-    → Conv3x3(channels of the image) → tanh. ``image_shape`` (H, W, C) with even H, W."""
+    """DCGAN-style: Dense([z, e_y]) → (H/2ⁿ, W/2ⁿ, 2ⁿC) → ReLU → n × [ConvTranspose(stride 2,
+    halving the channels) → ReLU] → Conv3x3(channels of the image) → tanh, with
+    n = ``num_upsamples`` (1 for 8x8 digits; 2 for 28x28: 7 → 14 → 28). ``image_shape``
+    (H, W, C) with H, W divisible by 2ⁿ."""
 
     image_shape: Sequence[int]
     channels: int = 32
     num_classes: int | None = None
     embed_dim: int = 16
+    num_upsamples: int = 1
 
     def __post_init__(self):
         check_int(self.channels, "channels", minimum=1, owner="ConvGenerator")
+        check_int(self.num_upsamples, "num_upsamples", minimum=1, owner="ConvGenerator")
         height, width, _ = self.image_shape
-        if height % 2 or width % 2:
-            raise ValueError(f"ConvGenerator: image_shape needs even H, W, got {self.image_shape}")
+        factor = 2**self.num_upsamples
+        if height % factor or width % factor:
+            raise ValueError(
+                f"ConvGenerator: image_shape needs H, W divisible by 2^num_upsamples = {factor}, "
+                f"got {self.image_shape}"
+            )
         super().__post_init__()
 
     @nn.compact
     def __call__(self, z: Array, label: Array | None = None) -> Array:
         height, width, out_channels = self.image_shape
+        n = self.num_upsamples
         h = _with_label(z, label, self.num_classes, self.embed_dim)
-        h = nn.Dense((height // 2) * (width // 2) * 2 * self.channels, name="project")(h)
-        h = nn.relu(h.reshape(*z.shape[:-1], height // 2, width // 2, 2 * self.channels))
-        h = nn.relu(nn.ConvTranspose(self.channels, (4, 4), strides=(2, 2), name="up")(h))
+        base = (height >> n, width >> n, 2**n * self.channels)
+        h = nn.Dense(math.prod(base), name="project")(h)
+        h = nn.relu(h.reshape(*z.shape[:-1], *base))
+        for i in range(n):  # the first upsampling keeps the name of the one-step generator
+            features = 2 ** (n - 1 - i) * self.channels
+            up = nn.ConvTranspose(
+                features, (4, 4), strides=(2, 2), name="up" if i == 0 else f"up{i}"
+            )
+            h = nn.relu(up(h))
         return jnp.tanh(nn.Conv(out_channels, (3, 3), padding="SAME", name="out")(h))
 
 
 class ConvDiscriminator(_Discriminator):
-    """DCGAN-style: Conv3x3(C) → lReLU → Conv4x4(2C, stride 2) → lReLU → flatten → φ."""
+    """DCGAN-style: Conv3x3(C) → lReLU → n × [Conv4x4(stride 2, doubling the channels) →
+    lReLU] → flatten → φ, with n = ``num_downsamples`` (1 for 8x8 digits, 2 for 28x28)."""
 
     channels: int = 32
+    num_downsamples: int = 1
 
     def features(self, x: Array, update_stats: bool) -> Array:
         c = self.channels
         h = _leaky_relu(self.layer(nn.Conv(c, (3, 3), name="conv0"), x, update_stats))
-        h = self.layer(nn.Conv(2 * c, (4, 4), strides=(2, 2), name="conv1"), h, update_stats)
-        h = _leaky_relu(h)
+        for i in range(1, self.num_downsamples + 1):
+            conv = nn.Conv(2**i * c, (4, 4), strides=(2, 2), name=f"conv{i}")
+            h = _leaky_relu(self.layer(conv, h, update_stats))
         return h.reshape(*h.shape[:-3], -1)

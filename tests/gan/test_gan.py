@@ -89,5 +89,20 @@ def test_mlp_gan_schedule_and_errors():
         GAN(gan.generator, gan.discriminator, latent_dim=2, penalty="l2")
     with pytest.raises(ValueError, match="d_steps must be"):
         GAN(gan.generator, gan.discriminator, latent_dim=2, d_steps=0)
-    with pytest.raises(ValueError, match="even H, W"):
+    with pytest.raises(ValueError, match=r"divisible by 2\^num_upsamples = 2"):
         ConvGenerator((7, 7, 1))
+    with pytest.raises(ValueError, match=r"divisible by 2\^num_upsamples = 4"):
+        ConvGenerator((14, 14, 1), num_upsamples=2)
+
+
+def test_dcgan_networks_at_28x28():
+    generator = ConvGenerator((28, 28, 1), channels=2, num_upsamples=2)
+    z = jnp.zeros((3, 4))
+    g_vars = generator.init(KEY, z)
+    assert g_vars["params"]["project"]["kernel"].shape == (4, 7 * 7 * 8)  # 7x7x(4C)
+    assert generator.apply(g_vars, z).shape == (3, 28, 28, 1)
+    discriminator = ConvDiscriminator(channels=2, num_downsamples=2)
+    x = jnp.zeros((3, 28, 28, 1))
+    d_vars = discriminator.init(KEY, x)
+    assert d_vars["params"]["head"]["kernel"].shape == (7 * 7 * 8, 1)  # 7x7x(4C) features
+    assert discriminator.apply(d_vars, x).shape == (3,)
