@@ -245,6 +245,8 @@ def _rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = record.get("rows") or (metrics.get("rows") if isinstance(metrics, dict) else None)
     if isinstance(rows, list) and all(isinstance(r, dict) for r in rows):
         return [dict(r) for r in rows]
+    if isinstance(metrics, dict) and metrics and all(isinstance(v, dict) for v in metrics.values()):
+        return [{"run": name, **values} for name, values in metrics.items()]  # named runs
     return [{"run": label, **metrics}] if isinstance(metrics, dict) else [{"run": label}]
 
 
@@ -298,6 +300,8 @@ def _table(records: Sequence[Mapping[str, Any]]) -> list[str]:
         return [t for table in tables for t in (table, "")][:-1]
     rows = [row for record in records for row in _scalar_rows(record)]
     columns = _columns(records, rows)
+    if not columns:
+        return []
     numeric = [
         all(isinstance(row.get(c), int | float | None) for row in rows) and i > 0
         for i, c in enumerate(columns)

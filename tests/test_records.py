@@ -63,6 +63,8 @@ def test_results_page_has_one_table_per_group_and_hardware(tmp_path):
     assert "`jgen train toy:a`" in toy_a
     assert "**Not regenerated:** transcribed from the README of 1234567" in page
     assert "| jgen | 5.5 |" in page and "| peer | 7.25 |" in page
+    named = {**_record("named", 0.0), "metrics": {"run A": {"fd": 19.5}, "run B": {"fd": 23.0}}}
+    assert "| run A | 19.5 |" in render_results([named])
     # Records are read back from a folder; other JSON files there are not records.
     write_record(tmp_path / "r.json", records[0])
     (tmp_path / "raw.json").write_text(json.dumps({"times": [1, 2]}))
