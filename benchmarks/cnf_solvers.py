@@ -112,7 +112,8 @@ def _trained_field(workdir: str):
     bijector, params = flow.bijector, state.eval_params["bijector"]
     if hasattr(bijector, "bijectors"):  # LogitPreprocess + CNF: take the CNF
         index = next(i for i, b in enumerate(bijector.bijectors) if hasattr(b, "vector_field"))
-        bijector, params = bijector.bijectors[index], params[f"bijectors_{index}"]
+        bijector = bijector.bijectors[index]
+        params = params[bijector.name]
     return bijector.vector_field, {"params": params["vector_field"]}
 
 

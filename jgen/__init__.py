@@ -6,24 +6,52 @@ residual flows, ...), `cnf` (continuous normalizing flows on diffrax, trace esti
 trainer), `parallel` (data-parallel sharding), and the model families `flow_matching`, `vae`,
 `vi`, `gan`, `seq2seq`, `autoregressive`. Each is imported on first use (``jgen.bijectors``
 works after ``import jgen``), so that the `jgen` command (`jgen.cli`) starts without loading
-JAX.
+JAX. `jgen.init`, `jgen.bind` and `jgen.Bound` (from `jgen.binding`) are the direct-call API for
+research code: see docs/using_jgen.md.
 """
 
 import importlib
 
-__all__ = ["bijectors", "cnf", "data", "distributions", "parallel", "train"]
+__all__ = [
+    "Bound",
+    "bijectors",
+    "bind",
+    "cnf",
+    "data",
+    "distributions",
+    "init",
+    "parallel",
+    "train",
+]
 __version__ = "0.1.0"
 
 _SUBPACKAGES = frozenset(
-    {*__all__, "flow_matching", "vae", "vi", "gan", "seq2seq", "autoregressive", "records"}
+    {
+        "bijectors",
+        "cnf",
+        "data",
+        "distributions",
+        "parallel",
+        "train",
+        "flow_matching",
+        "vae",
+        "vi",
+        "gan",
+        "seq2seq",
+        "autoregressive",
+        "records",
+    }
 )
+_DIRECT_CALLS = frozenset({"Bound", "bind", "init"})  # jgen.binding
 
 
 def __getattr__(name: str):
     if name in _SUBPACKAGES:
         return importlib.import_module(f"jgen.{name}")
+    if name in _DIRECT_CALLS:
+        return getattr(importlib.import_module("jgen.binding"), name)
     raise AttributeError(f"module 'jgen' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted({*globals(), *_SUBPACKAGES})
+    return sorted({*globals(), *_SUBPACKAGES, *_DIRECT_CALLS})

@@ -43,13 +43,13 @@ def sample(num, **kw):
 
 def distrax_forward(x):
     flow, variables = _flow()
-    bound = jb.to_distrax(flow.bijector, {"params": variables["params"]["bijector"]})
+    bound = jb.to_distrax(flow, variables)
     return bound.forward_and_log_det(x)
 
 
 def distrax_inverse(y):
     flow, variables = _flow()
-    bound = jb.to_distrax(flow.bijector, {"params": variables["params"]["bijector"]})
+    bound = jb.to_distrax(flow, variables)
     return bound.inverse_and_log_det(y)
 
 

@@ -102,7 +102,7 @@ def test_distrax_peer_is_the_same_model_as_jgen():
     jgen_log_prob = jax.jit(lambda p: flow.apply({"params": p}, x, method=Flow.log_prob))(params)
 
     model = flows.DistraxRealNVP(dim, num_layers, (8, 8), flows.ACTIVATIONS[cfg.activation])
-    layers = [params["bijector"][f"bijectors_{i}"] for i in range(num_layers)]
+    layers = [params["bijector"][f"{i}_affine_coupling"] for i in range(num_layers)]
     distrax_params = {f"conditioners_{i}": layer for i, layer in enumerate(layers)}
     distrax_log_prob = jax.jit(lambda p: model.apply({"params": p}, x))(distrax_params)
 

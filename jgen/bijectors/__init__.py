@@ -6,6 +6,8 @@ from jgen.bijectors.base import (
     FromDistrax,
     Identity,
     Inverse,
+    is_training,
+    mode,
     sum_rightmost,
     to_distrax,
 )
@@ -86,7 +88,9 @@ __all__ = [
     "Squeeze",
     "Tanh",
     "glow",
+    "is_training",
     "masked_autoregressive_flow",
+    "mode",
     "multiscale",
     "multiscale_realnvp",
     "neural_spline_flow",

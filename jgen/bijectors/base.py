@@ -18,12 +18,23 @@ instead; ``forward_and_log_det``/``inverse_and_log_det`` then call ``self(x, inv
 
 Composition order is distrax's: ``Chain([f, g])`` is f∘g, so its forward applies g first and
 its inverse applies f⁻¹ first.
+
+**Modes.** Layers that behave differently in training and evaluation (BatchNorm's batch
+statistics, a residual block's log-det estimator) read `is_training()`. The mode is set
+explicitly by whoever calls the model: ``Flow.log_prob(x, train=True)``, a bound object's
+``method(..., train=True)`` (`jgen.bind`), ``Bijector.__call__(..., train=True)``, or the
+context manager `mode` (``with mode(train=True): ...``); without one a call is in evaluation
+mode. Whether a collection is mutable only decides whether statistics are *written*, never
+which estimator runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+import contextvars
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 import distrax
 import flax.linen as nn
@@ -38,10 +49,40 @@ __all__ = [
     "FromDistrax",
     "Identity",
     "Inverse",
+    "apply_at",
+    "is_training",
+    "mode",
+    "submodule",
     "sum_rightmost",
     "to_distrax",
     "trace_rng",
 ]
+
+_TRAINING: contextvars.ContextVar[bool] = contextvars.ContextVar("jgen_training", default=False)
+
+
+@contextlib.contextmanager
+def mode(*, train: bool | None) -> Iterator[None]:
+    """Run the bijector calls inside the block in training (``train=True``) or evaluation
+    (``False``) mode; None keeps the enclosing mode. The mode is read when the model is traced,
+    so under ``jax.jit`` it is static: put the ``with`` inside the jitted function (or pass
+    ``train=`` to the entry point, e.g. ``Flow.log_prob(x, train=True)``)."""
+    if train is None:
+        yield
+        return
+    if not isinstance(train, bool):
+        raise TypeError(f"mode: train must be a bool, got {train!r} ({type(train).__name__})")
+    token = _TRAINING.set(train)
+    try:
+        yield
+    finally:
+        _TRAINING.reset(token)
+
+
+def is_training() -> bool:
+    """The mode set by the innermost enclosing `mode` (or ``train=`` argument of an entry
+    point); False (evaluation) when none is set. Layers with train/eval behaviour read it."""
+    return _TRAINING.get()
 
 
 def sum_rightmost(x: Array, ndims: int) -> Array:
@@ -79,13 +120,24 @@ class Bijector(nn.Module):
     def inverse_and_log_det(self, y: Array, context: Array | None = None) -> tuple[Array, Array]:
         raise NotImplementedError(f"{type(self).__name__} has no inverse_and_log_det")
 
+    #: True for layers that never own Flax variables (permutations, fixed elementwise maps);
+    #: `Chain` does not count them when it numbers its members' names.
+    parameter_free: ClassVar[bool] = False
+
     def __call__(
-        self, x: Array, context: Array | None = None, *, inverse: bool = False
+        self,
+        x: Array,
+        context: Array | None = None,
+        *,
+        inverse: bool = False,
+        train: bool | None = None,
     ) -> tuple[Array, Array]:
-        """Dispatch to the forward or inverse direction; returns ``(output, log_det)``."""
-        if inverse:
-            return self.inverse_and_log_det(x, context)
-        return self.forward_and_log_det(x, context)
+        """Dispatch to the forward or inverse direction; returns ``(output, log_det)``.
+        ``train`` sets the mode (see `mode`); None keeps the enclosing one."""
+        with mode(train=train):
+            if inverse:
+                return self.inverse_and_log_det(x, context)
+            return self.forward_and_log_det(x, context)
 
     # Derived methods -----------------------------------------------------------------------
     def forward(self, x: Array, context: Array | None = None) -> Array:
@@ -104,6 +156,7 @@ class Bijector(nn.Module):
 class Identity(Bijector):
     """y = x, log-det 0."""
 
+    parameter_free: ClassVar[bool] = True
     event_ndims: int = 1
 
     def forward_and_log_det(self, x, context=None):
@@ -122,8 +175,17 @@ class Chain(Bijector):
     ``context`` is passed to every member. Members may change the event shape (squeeze). The
     chain's ``event_ndims`` is the largest of its members'; a member acting on fewer axes (an
     elementwise map with ``event_ndims=0``) has its log-det summed up to the chain's event axes.
+
+    **Parameter names.** A member is named ``f"{j}_{kind}"``: ``kind`` is its class name in
+    snake case (``act_norm``, ``affine_coupling``), ``j`` the number of members before it that
+    may own variables (`Bijector.parameter_free` is False), so inserting a permutation does not
+    rename any parameter. A parameter-free member is named after the next counted index
+    (``2_reverse``), with ``_1``, ``_2``, ... when several share it. A member given an explicit
+    ``name=`` keeps it. Chains nest: ``params['bijector']['1_chain']['0_affine_coupling']``.
     """
 
+    # Members keep the names given in __post_init__ (Flax renames adopted modules by default).
+    preserve_adopted_names: ClassVar[bool] = True
     bijectors: Sequence[Bijector]
 
     def __post_init__(self):
@@ -136,7 +198,7 @@ class Chain(Bijector):
         wrapped = tuple(
             FromDistrax(b, event_ndims=ndims) if _is_distrax(b) else b for b in self.bijectors
         )
-        object.__setattr__(self, "bijectors", wrapped)
+        object.__setattr__(self, "bijectors", _named_members(wrapped))
         super().__post_init__()
 
     @property
@@ -163,6 +225,33 @@ class Chain(Bijector):
         return self._run(y, context, self.bijectors, "inverse_and_log_det")
 
 
+def _kind(module: nn.Module) -> str:
+    """The snake-case class name: ActNorm → act_norm, LULinear → lu_linear, CNF → cnf."""
+    name = type(module).__name__
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _named_members(members: Sequence[Any]) -> tuple[Any, ...]:
+    """``members`` with the readable names of `Chain` (see its docstring). Members that are
+    already attached to a parent module (built inside another module's setup) or carry an
+    explicit name are left as they are."""
+    named, used, index = [], set(), 0
+    for member in members:
+        free = bool(getattr(member, "parameter_free", False))
+        base = f"{index}_{_kind(member)}"
+        name, n = base, 0
+        while name in used:
+            n += 1
+            name = f"{base}_{n}"
+        used.add(name)
+        if not free:
+            index += 1
+        if isinstance(member, nn.Module) and member.parent is None and member.name is None:
+            member = member.clone(parent=None, name=name)
+        named.append(member)
+    return tuple(named)
+
+
 class Inverse(Bijector):
     """The inverse f⁻¹ of a bijector f: its forward is f's inverse and vice versa."""
 
@@ -187,6 +276,7 @@ class FromDistrax(Bijector):
     ``context`` is ignored.
     """
 
+    parameter_free: ClassVar[bool] = True
     bijector: Any  # distrax.Bijector (kept as Any: Flax fields need no type check)
     event_ndims: int = 1
 
@@ -220,23 +310,58 @@ def _broadcast_log_det(ld: Array, x: Array, bijector: distrax.Bijector) -> Array
     return jnp.broadcast_to(ld, shape)
 
 
-class _BoundBijector(distrax.Bijector):
-    """A jgen bijector with bound variables, seen as a ``distrax.Bijector``.
+ModulePath = tuple[str | int, ...]
 
-    Inputs are checked at this boundary (not inside the jgen bijector): at least
-    ``event_ndims`` axes, the event shape where the bijector declares one, a real floating
-    dtype, a non-empty batch, and, when called eagerly, finite values (under jit only the static
-    checks run, at trace time).
+
+def submodule(module: Any, path: ModulePath) -> Any:
+    """The member of ``module`` reached by ``path``: a name is an attribute, an int indexes a
+    sequence (``('bijector', 'bijectors', 2)`` is ``module.bijector.bijectors[2]``)."""
+    for step in path:
+        module = module[step] if isinstance(step, int) else getattr(module, step)
+    return module
+
+
+def apply_at(
+    root: nn.Module,
+    variables: Any,
+    path: ModulePath,
+    method: str,
+    *args: Any,
+    train: bool | None = None,
+    rngs: Any = None,
+    mutable: Any = False,
+    **kwargs: Any,
+) -> Any:
+    """``submodule(root, path).method(*args, **kwargs)`` with ``root``'s ``variables`` bound, in
+    the mode ``train`` (None: the enclosing one): a pure function of the variables, as
+    ``root.apply``, so jit, vmap and grad see through it. Nested members need no path surgery
+    on the variables (``{'params': variables['params']['bijector']}``)."""
+
+    def run(module, *args, **kwargs):
+        with mode(train=train):
+            return getattr(submodule(module, path), method)(*args, **kwargs)
+
+    return root.apply(variables, *args, method=run, rngs=rngs, mutable=mutable, **kwargs)
+
+
+class _BoundBijector(distrax.Bijector):
+    """A jgen bijector with bound variables, seen as a ``distrax.Bijector`` (evaluation mode).
+
+    The bijector is ``submodule(root, path)`` and ``variables`` are the root's, so a flow's
+    bijector is used with the flow's own variables. Inputs are checked at this boundary (not
+    inside the jgen bijector): at least ``event_ndims`` axes, the event shape where the bijector
+    declares one, a real floating dtype, a non-empty batch, and, when called eagerly, finite
+    values (under jit only the static checks run, at trace time).
     """
 
-    def __init__(self, bijector: Bijector, variables: Any, context: Array | None, event_ndims):
+    def __init__(self, root, variables, path: ModulePath, context, event_ndims, rngs=None):
         super().__init__(event_ndims_in=event_ndims)
-        self._bijector = bijector
-        self._variables = variables
+        self._root, self._variables, self._path, self._rngs = root, variables, path, rngs
+        self._bijector = submodule(root, path)
         self._context = context
         self._input_shapes = {
-            "x": _input_event_shape(bijector, inverse=False),
-            "y": _input_event_shape(bijector, inverse=True),
+            "x": _input_event_shape(self._bijector, inverse=False),
+            "y": _input_event_shape(self._bijector, inverse=True),
         }
 
     def _check(self, x: Array, name: str) -> None:
@@ -246,17 +371,18 @@ class _BoundBijector(distrax.Bijector):
             check_trailing_shape(x, label, self._input_shapes[name], broadcastable=True)
         check_finite(x, label)
 
+    def _call(self, method: str, x: Array):
+        root, variables, path = self._root, self._variables, self._path
+        return apply_at(root, variables, path, method, x, self._context, train=False,
+                        rngs=self._rngs)  # fmt: skip
+
     def forward_and_log_det(self, x):
         self._check(x, "x")
-        return self._bijector.apply(
-            self._variables, x, self._context, method=type(self._bijector).forward_and_log_det
-        )
+        return self._call("forward_and_log_det", x)
 
     def inverse_and_log_det(self, y):
         self._check(y, "y")
-        return self._bijector.apply(
-            self._variables, y, self._context, method=type(self._bijector).inverse_and_log_det
-        )
+        return self._call("inverse_and_log_det", y)
 
 
 def _input_event_shape(bijector: Any, *, inverse: bool) -> tuple[int, ...] | None:
@@ -276,23 +402,43 @@ def _input_event_shape(bijector: Any, *, inverse: bool) -> tuple[int, ...] | Non
 
 
 def to_distrax(
-    bijector: Bijector,
-    variables: Any,
+    bijector: Any,
+    variables: Any = None,
     *,
     context: Array | None = None,
     event_ndims: int | None = None,
 ) -> distrax.Bijector:
-    """Bind ``variables`` (e.g. from ``bijector.init``) and return a ``distrax.Bijector``.
+    """A ``distrax.Bijector`` with bound variables, usable anywhere distrax expects one, e.g.
+    ``distrax.Transformed(base, to_distrax(flow, variables))``.
 
-    The result can be used anywhere distrax expects a bijector, e.g.
-    ``distrax.Transformed(base, to_distrax(flow_bijector, variables))``. Mutable collections
-    (batch statistics) are used in evaluation mode. Its inputs are checked (rank, the event
-    shape the bijector declares, real floating dtype, non-empty; NaN/inf only when called
-    eagerly, never under jit), with errors naming what was expected and what was given.
+    ``bijector`` is a jgen bijector with its own ``variables`` (from ``bijector.init``), a
+    module holding one as ``.bijector`` (a `jgen.distributions.Flow`) with *its* variables (no
+    path surgery), or a bound object from `jgen.bind` (then no ``variables``), e.g.
+    ``to_distrax(jgen.bind(flow, variables).bijector.bijectors[0])``. It runs in evaluation
+    mode. Its inputs are checked (rank, the event shape the bijector declares, real floating
+    dtype, non-empty; NaN/inf only when called eagerly, never under jit), with errors naming
+    what was expected and what was given.
     """
+    binding = getattr(bijector, "jgen_binding", None)
+    rngs = None
+    if binding is not None:
+        if variables is not None:
+            raise TypeError("to_distrax: a bound object (jgen.bind) already has its variables")
+        root, variables, path, rngs = binding
+    elif isinstance(bijector, Bijector):
+        root, path = bijector, ()
+    elif isinstance(getattr(bijector, "bijector", None), Bijector):
+        root, path = bijector, ("bijector",)
+    else:
+        raise TypeError(
+            "to_distrax expects a jgen Bijector, a module with a .bijector (a Flow) or a bound "
+            f"object from jgen.bind, got {type(bijector).__name__}"
+        )
+    if variables is None:
+        raise TypeError(f"to_distrax({type(bijector).__name__}): variables are required")
     if event_ndims is None:
-        event_ndims = _event_ndims(bijector)
-    return _BoundBijector(bijector, variables, context, event_ndims)
+        event_ndims = _event_ndims(submodule(root, path))
+    return _BoundBijector(root, variables, path, context, event_ndims, rngs)
 
 
 def _is_distrax(b: Any) -> bool:

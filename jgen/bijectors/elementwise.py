@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -109,6 +110,8 @@ class ScalarAffine(Bijector):
     log|det ∂y/∂x| = n · log|scale|, with n the number of elements of one event.
     """
 
+    parameter_free: ClassVar[bool] = True
+
     shift: float = 0.0
     scale: float = 1.0
     event_ndims: int = 1
@@ -157,6 +160,8 @@ class Sigmoid(Bijector):
     the module docstring); its log-det is -Σ_event [log y + log(1 - y)] at the clipped y.
     """
 
+    parameter_free: ClassVar[bool] = True
+
     event_ndims: int = 1
 
     def __post_init__(self):
@@ -178,6 +183,8 @@ class Logit(Bijector):
     (see the module docstring), so inputs on the edges 0 and 1 give finite outputs.
     Inverse: x = σ(y), log-det Σ_event [log σ(y) + log σ(-y)] computed with softplus.
     """
+
+    parameter_free: ClassVar[bool] = True
 
     event_ndims: int = 1
 
@@ -201,6 +208,8 @@ class Tanh(Bijector):
     Inverse: x = artanh(y) with y clipped to [-(1 - eps/2), 1 - eps/2] first (see the module
     docstring); its log-det is minus the forward formula at that x.
     """
+
+    parameter_free: ClassVar[bool] = True
 
     event_ndims: int = 1
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import jax.numpy as jnp
 
@@ -44,6 +45,8 @@ class Squeeze(Bijector):
     It only moves coordinates: volume preserving, log|det| = 0 exactly (returned with the batch
     shape). The inverse is depth-to-space. H and W must be even (checked at call time).
     """
+
+    parameter_free: ClassVar[bool] = True
 
     @property
     def event_ndims(self) -> int:

@@ -16,10 +16,11 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jgen.bijectors.base import Bijector
+from jgen.bijectors.base import Bijector, is_training
 from jgen.typing import Array
-from jgen.validation import check_int, check_number
+from jgen.validation import ValidationError, check_int, check_number, is_concrete
 
 __all__ = ["ActNorm", "BatchNorm"]
 
@@ -60,8 +61,12 @@ class ActNorm(Bijector):
     * init through ``forward_and_log_det(x)``: log_scale = -log sqrt(var(x) + eps),
       shift = -mean(x) · exp(log_scale), so y = (x - mean) / sqrt(var + eps).
 
-    ``eps`` guards against zero variance (a constant feature). After init the parameters are
-    ordinary trainable parameters; later calls never re-estimate them.
+    The init batch must be informative: at least 2 examples, and no feature that is constant
+    over it (an all-zeros placeholder batch would give log_scale = log sqrt(eps) ≈ -6.9 and a
+    useless initial model); either raises a ``ValidationError`` (the constancy check runs on
+    concrete arrays only, not under jit). Initialise on real data (`jgen.init`). ``eps`` guards
+    the division for tiny variances. After init the parameters are ordinary trainable
+    parameters; later calls never re-estimate them.
     """
 
     event_ndims: int = 1
@@ -75,6 +80,9 @@ class ActNorm(Bijector):
     @nn.compact
     def __call__(self, x, context=None, *, inverse=False):
         _check_input("ActNorm", x, self.event_ndims)
+
+        if not self.has_variable("params", "log_scale"):  # creating them now: check the data
+            _check_init_batch(x, self.event_ndims)
 
         def data_std(data: Array) -> tuple[Array, Array]:
             mean, var = _feature_moments(jax.lax.stop_gradient(data))
@@ -104,6 +112,29 @@ class ActNorm(Bijector):
         return self(y, context, inverse=True)
 
 
+def _check_init_batch(x: Array, event_ndims: int) -> None:
+    """ActNorm's data-dependent init needs >= 2 examples and no constant feature."""
+    num_examples = math.prod(x.shape[: x.ndim - event_ndims])
+    if num_examples < 2:
+        raise ValidationError(
+            f"ActNorm: data-dependent initialisation needs a batch of at least 2 examples, got "
+            f"input of shape {x.shape} ({num_examples} example(s)); initialise on real data"
+        )
+    if not is_concrete(x):
+        return
+    # On the host: Flax also calls initialisers under eval_shape, where jnp ops would trace.
+    flat = np.asarray(x).reshape(-1, x.shape[-1])
+    constant = [int(i) for i in np.flatnonzero(np.ptp(flat, axis=0) == 0)]
+    if constant:
+        shown = constant[:8] + (["..."] if len(constant) > 8 else [])
+        raise ValidationError(
+            f"ActNorm: data-dependent initialisation got a batch in which feature(s) "
+            f"{', '.join(map(str, shown))} (of {x.shape[-1]}) are constant over all "
+            f"{flat.shape[0]} rows (e.g. a jnp.zeros placeholder), which would set log_scale to "
+            "about log sqrt(eps); initialise on real data, e.g. jgen.init(flow, key, data)"
+        )
+
+
 class BatchNorm(Bijector):
     """Batch normalisation as a bijector (RealNVP, Dinh et al. 2017, appendix E).
 
@@ -117,18 +148,20 @@ class BatchNorm(Bijector):
     ``log_gamma`` and ``beta`` are parameters (zeros at init); running estimates of μ and σ² live
     in the ``batch_stats`` collection (``mean`` zeros, ``var`` ones at first).
 
-    Modes, decided by whether ``batch_stats`` is mutable (as in ``init`` and in
-    ``apply(..., mutable=['batch_stats'])``):
+    Modes, set explicitly (``train=True`` here, in ``Flow.log_prob`` or `jgen.bind`'s methods,
+    or `jgen.bijectors.mode`; evaluation when none is set):
 
     * train mode, inverse: μ, σ² are the statistics of the batch (mean and biased variance over
       every axis but the last), the log-det uses them (treating them as constants, as RealNVP
-      does), and the running estimates are updated as
-      ``running ← momentum · running + (1 - momentum) · batch``. Initialising through the inverse
-      on data therefore already moves the running estimates towards the data.
+      does), and, where ``batch_stats`` is mutable (``init``,
+      ``apply(..., mutable=['batch_stats'])``), the running estimates are updated as
+      ``running ← momentum · running + (1 - momentum) · batch``. Initialising in train mode
+      through the inverse on data therefore already moves the running estimates towards the
+      data. Mutability only decides whether the estimates are written.
     * the forward (noise → data, i.e. sampling) always uses the running estimates and never
       updates them, in both modes: a sample has no batch of data to normalise by.
-    * eval mode (``batch_stats`` immutable): both directions use the running estimates; the map
-      is then a fixed bijection and forward/inverse round-trip exactly.
+    * eval mode: both directions use the running estimates (nothing is written, mutable or
+      not); the map is then a fixed bijection and forward/inverse round-trip exactly.
 
     momentum: weight of the old running value in each update. The default 0.9 averages over
     roughly the last 1 / (1 - momentum) = 10 batches, so the estimates track the slowly changing
@@ -152,19 +185,21 @@ class BatchNorm(Bijector):
         super().__post_init__()
 
     @nn.compact
-    def __call__(self, x, context=None, *, inverse=False):
+    def __call__(self, x, context=None, *, inverse=False, train: bool | None = None):
         _check_input("BatchNorm", x, self.event_ndims)
+        train = is_training() if train is None else train
         shape, dtype = (x.shape[-1],), x.dtype
         log_gamma = self.param("log_gamma", nn.initializers.zeros, shape, dtype)
         beta = self.param("beta", nn.initializers.zeros, shape, dtype)
         running_mean = self.variable("batch_stats", "mean", jnp.zeros, shape, dtype)
         running_var = self.variable("batch_stats", "var", jnp.ones, shape, dtype)
 
-        if inverse and self.is_mutable_collection("batch_stats"):
+        if inverse and train:
             mean, var = _feature_moments(x)
-            m = self.momentum
-            running_mean.value = m * running_mean.value + (1 - m) * jax.lax.stop_gradient(mean)
-            running_var.value = m * running_var.value + (1 - m) * jax.lax.stop_gradient(var)
+            if self.is_mutable_collection("batch_stats"):
+                m = self.momentum
+                running_mean.value = m * running_mean.value + (1 - m) * jax.lax.stop_gradient(mean)
+                running_var.value = m * running_var.value + (1 - m) * jax.lax.stop_gradient(var)
         else:
             mean, var = running_mean.value, running_var.value
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +50,8 @@ def check_permutation(permutation, owner: str, size: int | None = None) -> tuple
 class Reverse(Bijector):
     """Reverse the order of the last axis: y[..., i] = x[..., d - 1 - i]. log-det 0."""
 
+    parameter_free: ClassVar[bool] = True
+
     event_ndims: int = 1
 
     def __post_init__(self):
@@ -68,6 +71,8 @@ class Permute(Bijector):
     ``permutation`` must contain each of 0, ..., d-1 exactly once; the inverse gathers with the
     inverse permutation (argsort).
     """
+
+    parameter_free: ClassVar[bool] = True
 
     permutation: Sequence[int]
     event_ndims: int = 1

@@ -47,11 +47,12 @@ Stochastic estimators draw their probes (and N) from the Flax RNG stream ``'trac
 (``apply(..., rngs={'trace': key})``; `jgen.distributions.DensityObjective` passes one), as the
 CNF's trace estimators do; ``init`` falls back on the ``'params'`` key.
 
-**Train and evaluation modes** follow the ``'spectral'`` collection's mutability (as BatchNorm's
-``batch_stats``): with it mutable (``init``, training) the power-iteration vectors are updated
-and the training estimator ``logdet`` is used; with it immutable (evaluation, sampling) every
-call iterates from the same stored vectors (a fixed map) and the estimator is ``eval_logdet``
-(``logdet`` if None).
+**Train and evaluation modes** are explicit (`jgen.bijectors.is_training`: ``train=True`` in
+``Flow.log_prob``, `jgen.bind`'s methods or `jgen.bijectors.mode`): training uses the estimator
+``logdet``, evaluation (the default) ``eval_logdet`` (``logdet`` if None). The power-iteration
+vectors are written whenever the ``'spectral'`` collection is mutable (``init``, training
+steps); with it immutable every call iterates from the same stored vectors (a fixed map).
+Mutability never selects the estimator.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc
 
-from jgen.bijectors.base import Bijector, Chain, Inverse, trace_rng
+from jgen.bijectors.base import Bijector, Chain, Inverse, is_training, trace_rng
 from jgen.bijectors.multiscale import Squeeze
 from jgen.bijectors.normalization import ActNorm
-from jgen.bijectors.spectral import SPECTRAL, SpectralConv, SpectralDense, conv, dense
+from jgen.bijectors.spectral import SpectralConv, SpectralDense, conv, dense
 from jgen.cnf.trace import sample_probes
 from jgen.typing import Array, PRNGKey
 from jgen.validation import check_choice, check_int, check_number
@@ -465,9 +466,9 @@ class ResidualBlock(Bijector):
                         init runs 50 more). σ̂ underestimates: in a test (Adam, lr 1e-2) the
                         SVD norms reached 1.015·coeff with 5, 1.07·coeff with 1 per training
                         call and none in evaluation.
-    logdet:             the estimator used in training (and init): `ExactLogDet` (default),
-                        `PowerSeriesLogDet`, `RussianRouletteLogDet`.
-    eval_logdet:        the estimator used when ``'spectral'`` is immutable (evaluation,
+    logdet:             the estimator used in train mode (``train=True``): `ExactLogDet`
+                        (default), `PowerSeriesLogDet`, `RussianRouletteLogDet`.
+    eval_logdet:        the estimator used in evaluation mode (the default mode: evaluation,
                         sampling); None means ``logdet``.
     tol, max_iterations: of the fixed-point inverse (tol None: 1e-5 in float32, 1e-10 in
                         float64, relative to 1 + ‖y‖_∞).
@@ -592,7 +593,7 @@ class ResidualBlock(Bijector):
         return h
 
     def _estimator(self) -> LogDetEstimator:
-        if self.is_mutable_collection(SPECTRAL) or self.eval_logdet is None:
+        if is_training() or self.eval_logdet is None:
             return self.logdet
         return self.eval_logdet
 

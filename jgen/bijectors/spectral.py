@@ -16,8 +16,9 @@ unchanged, which is the i-ResNet rule.
 
 The vector u lives in the Flax collection ``'spectral'`` (variable ``'u'``). Every call runs
 ``n_power_iterations`` steps from the stored u, but the result is stored only when that
-collection is mutable (training mode: ``init``, and ``apply(..., mutable=['spectral'])``), like
-``batch_stats`` of `jgen.bijectors.BatchNorm`. An immutable apply (evaluation) therefore starts
+collection is mutable (``init``, and training steps: ``apply(..., mutable=['spectral'])``), as
+``batch_stats`` of `jgen.bijectors.BatchNorm` are written; the mode (`jgen.bijectors.mode`) plays
+no part here. An immutable apply (evaluation) therefore starts
 from the same stored u every time: the map is a fixed function (the inverse and forward of a
 residual block use the same weights). Iterating in evaluation too removes the one-step lag of u
 behind the optimiser's last update: with σ₁ ≈ σ₂ the top singular vector can turn far in one

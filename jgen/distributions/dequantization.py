@@ -17,6 +17,7 @@ f(z) = (σ(z) − α)/(1 − 2α), so its log-det enters the flow's log p_Y like
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +64,8 @@ class LogitPreprocess(Bijector):
     log-dets and gradients even at p = 0 or 1 (y = 0 and y = 1 when α = 0) and at subnormal p.
     The forward saturates like σ: σ(z) rounds to 1 for z ≳ 16.6 in float32 (36.7 in float64).
     """
+
+    parameter_free: ClassVar[bool] = True
 
     alpha: float = 0.05
     event_ndims: int = 3

@@ -16,10 +16,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.bijectors.base import Bijector
+from jgen.bijectors.base import Bijector, mode
 from jgen.typing import Array, PRNGKey
 from jgen.validation import (
     ValidationError,
+    ValidationTypeError,
     check_array,
     check_finite,
     check_float_dtype,
@@ -53,8 +54,13 @@ class Flow(nn.Module):
 
     ``base`` defaults to ``StandardNormal(event_shape)``; any object with ``log_prob(z)`` and
     ``sample(key, sample_shape, dtype)`` works (a distrax distribution with the same event shape
-    is adapted automatically). All methods are pure and meant for ``flow.apply(variables, ...,
-    method=...)``; parameters of the bijector live in the flow's variables.
+    is adapted automatically). All methods are pure: call them through
+    ``jgen.bind(flow, variables).log_prob(x)`` or ``flow.apply(variables, ..., method=...)``;
+    parameters of the bijector live in the flow's variables (``variables['params']['bijector']``).
+
+    ``train`` (log_prob, sampling): the mode of layers that differ between training and
+    evaluation (BatchNorm statistics, residual log-det estimators); None keeps the enclosing
+    mode, which is evaluation unless a caller set one (see `jgen.bijectors.mode`).
     """
 
     bijector: Bijector
@@ -93,7 +99,9 @@ class Flow(nn.Module):
             )
         return log_det
 
-    def log_prob(self, x: Array, context: Array | None = None) -> Array:
+    def log_prob(
+        self, x: Array, context: Array | None = None, *, train: bool | None = None
+    ) -> Array:
         """log p(x), with the batch shape of ``x``.
 
         ``x`` must have shape ``(*batch, *event_shape)`` with a non-empty batch and a real
@@ -105,7 +113,8 @@ class Flow(nn.Module):
         self._check_events(x, "x")
         batch_shape = x.shape[: x.ndim - len(self.event_shape)]
         self._check_context(context, batch_shape)
-        z, log_det = self.bijector.inverse_and_log_det(x, context)
+        with mode(train=train):
+            z, log_det = self.bijector.inverse_and_log_det(x, context)
         return self._base().log_prob(z) + self._check_log_det(log_det, batch_shape)
 
     def sample_and_log_prob(
@@ -115,6 +124,8 @@ class Flow(nn.Module):
         context: Array | None = None,
         dtype=None,
         temperature: float = 1.0,
+        *,
+        train: bool | None = None,
     ) -> tuple[Array, Array]:
         """``num_samples`` draws and their log-densities (one forward pass, no inversion).
 
@@ -122,10 +133,18 @@ class Flow(nn.Module):
         ``temperature`` T (Glow's reduced-temperature sampling) draws the base noise from
         N(0, T² I); it needs the default standard-normal base. The returned log-densities are
         the model's, log p(x), at the draws.
-        ``num_samples`` must be a positive int (static under jit) and ``dtype`` a real floating
-        dtype (default: JAX's default float, float64 under x64); a concrete ``context`` must be
-        finite (not checked under jit).
+        ``num_samples`` must be a positive Python int: it sets the samples' shape, so under
+        ``jax.jit`` it must be static (``static_argnames='num_samples'``); a traced value raises
+        a ``TypeError`` saying so. ``dtype`` must be a real floating dtype (default: JAX's
+        default float, float64 under x64); a concrete ``context`` must be finite (not checked
+        under jit).
         """
+        if isinstance(num_samples, jax.core.Tracer):
+            raise ValidationTypeError(
+                "num_samples must be a static Python int (it sets the shape of the samples), "
+                "got a traced value: under jax.jit, mark it static, e.g. "
+                "jax.jit(f, static_argnames='num_samples')"
+            )
         num_samples = check_positive_int(num_samples, "num_samples")
         dtype = jnp.result_type(float) if dtype is None else dtype
         check_float_dtype(dtype, "dtype")
@@ -140,7 +159,8 @@ class Flow(nn.Module):
                     f"got {type(self.base).__name__}"
                 )
             z = temperature * z
-        x, log_det = self.bijector.forward_and_log_det(z, context)
+        with mode(train=train):
+            x, log_det = self.bijector.forward_and_log_det(z, context)
         return x, base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
 
     def sample(
@@ -150,11 +170,17 @@ class Flow(nn.Module):
         context: Array | None = None,
         dtype=None,
         temperature: float = 1.0,
+        *,
+        train: bool | None = None,
     ) -> Array:
-        return self.sample_and_log_prob(key, num_samples, context, dtype, temperature)[0]
+        """``num_samples`` draws (see `sample_and_log_prob`)."""
+        x, _ = self.sample_and_log_prob(key, num_samples, context, dtype, temperature, train=train)
+        return x
 
-    def __call__(self, x: Array, context: Array | None = None) -> Array:
-        return self.log_prob(x, context)
+    def __call__(
+        self, x: Array, context: Array | None = None, *, train: bool | None = None
+    ) -> Array:
+        return self.log_prob(x, context, train=train)
 
 
 class _DistraxBase:

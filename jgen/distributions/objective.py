@@ -3,7 +3,9 @@
 loss = −(1/B) Σ_b log p(x_b), in nats. Discrete data (``num_levels`` = K) is dequantised on the
 fly, y = (x + u)/K, and also reported in bits/dim, (−log p_Y(y) + D log K)/(D log 2): the flow
 then models the unit cube, typically through `LogitPreprocess` as its outermost layer.
-Non-parameter collections (``batch_stats``) are updated in training and frozen in evaluation.
+Layers run in train mode in `loss` and `init` and in evaluation mode in `evaluate`, `log_prob`
+(unless ``train=True``) and `sample` (``train=`` of `Flow.log_prob`); non-parameter collections
+(``batch_stats``, ``spectral``) are written in training only.
 
 Continuous flows (`jgen.cnf.CNF`) report their solver statistics and RNODE regularisers through
 Flax's ``'intermediates'``: the metrics then include ``nfe``, ``accepted_steps`` and
@@ -94,7 +96,7 @@ class DensityObjective:
         x, context = self._inputs(jax.tree.map(jnp.asarray, batch), data_key)
         # Initialising through log_prob runs the data → noise direction, which is what
         # data-dependent initialisers (ActNorm) need.
-        variables = self.flow.init(param_key, x, context, method=Flow.log_prob)
+        variables = self.flow.init(param_key, x, context, train=True, method=Flow.log_prob)
         variables = dict(variables)
         params = variables.pop("params", {})
         return params, variables
@@ -114,7 +116,7 @@ class DensityObjective:
         rngs = None if key is None else {"trace": key}
         mutable = [*model_state, "intermediates"] if train else ["intermediates"]
         lp, updates = self.flow.apply(
-            variables, x, context, method=Flow.log_prob, mutable=mutable, rngs=rngs
+            variables, x, context, train=train, method=Flow.log_prob, mutable=mutable, rngs=rngs
         )
         updates = dict(updates)
         intermediates = updates.pop("intermediates", {})

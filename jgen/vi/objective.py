@@ -47,10 +47,12 @@ class ReverseKL:
     def __post_init__(self):
         check_int(self.anneal_steps, "anneal_steps", owner="ReverseKL")
 
-    def sample_terms(self, params: Params, key: PRNGKey, num_samples: int) -> tuple[Array, Array]:
-        """(log q_K(z_K), E(z_K)) of ``num_samples`` fresh draws."""
+    def sample_terms(
+        self, params: Params, key: PRNGKey, num_samples: int, *, train: bool = False
+    ) -> tuple[Array, Array]:
+        """(log q_K(z_K), E(z_K)) of ``num_samples`` fresh draws (layers in the mode ``train``)."""
         z, log_q = self.flow.apply(
-            {"params": params}, key, num_samples, method=Flow.sample_and_log_prob
+            {"params": params}, key, num_samples, train=train, method=Flow.sample_and_log_prob
         )
         return log_q, self.energy(z)
 
@@ -60,7 +62,7 @@ class ReverseKL:
         return variables["params"], {"anneal_step": jnp.zeros((), jnp.int32)}
 
     def loss(self, params, model_state, batch, key):
-        log_q, energy = self.sample_terms(params, key, batch["x"].shape[0])
+        log_q, energy = self.sample_terms(params, key, batch["x"].shape[0], train=True)
         step = model_state["anneal_step"]
         beta = 1.0
         if self.anneal_steps:

@@ -267,7 +267,7 @@ def test_stats_are_per_event_and_summarized_over_blocks():
     variables = chain.init(jax.random.key(0), x, method="inverse_and_log_det")
     assert set(variables) == {"params"}, "init must not record statistics"
     _, state = chain.apply(variables, x, method="inverse_and_log_det", mutable=["intermediates"])
-    recorded = [state["intermediates"][f"bijectors_{i}"]["cnf_stats"] for i in range(2)]
+    recorded = [state["intermediates"][f"{i}_cnf"]["cnf_stats"] for i in range(2)]
     assert [len(r) for r in recorded] == [1, 1], "one record per solve"
     per_block = [r[0] for r in recorded]
     for stats in per_block:
