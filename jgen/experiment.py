@@ -33,8 +33,10 @@ from jgen.train import TrainConfig, TrainState, make_optimizer
 
 __all__ = [
     "FAMILIES",
+    "STATE_DEFINING_SECTIONS",
     "Experiment",
     "build_experiment",
+    "changed_state_settings",
     "config_to_dict",
     "density_figures",
     "density_sampler",
@@ -54,6 +56,32 @@ class Experiment:
     train: TrainConfig
     figures: Callable[[TrainState, Path], list[Path]] | None = None
     sample: Callable[[TrainState, jax.Array, int], np.ndarray] | None = None
+
+
+# Config sections that shape the saved state: resuming under different values cannot work.
+STATE_DEFINING_SECTIONS = ("family", "model", "data", "optim")
+# Train settings that fix the batch stream: a resumed run must keep them to continue exactly.
+DATA_ORDER_KEYS = ("seed", "batch_size")
+# Train settings that shape the saved state (with their defaults, for configs written before them).
+# (Defaults as they read back from config.json.)
+STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0, "num_seeds": 1, "learning_rate_scales": []}
+
+
+def changed_state_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The resume policy of experiments (`jgen.train.fit`'s ``resume_policy``): the settings
+    of ``current`` that differ from the checkpoint's saved config ``previous`` in a way a resumed
+    run cannot follow (model, data, optimiser, the batch stream's train.seed and
+    train.batch_size, the state-shaping train settings); other train settings (steps, logging)
+    may change."""
+    changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != current.get(k)]
+    old_train, new_train = previous.get("train", {}), current.get("train", {})
+    changed += [f"train.{k}" for k in DATA_ORDER_KEYS if old_train.get(k) != new_train.get(k)]
+    changed += [
+        f"train.{k}"
+        for k, default in STATE_DEFINING_TRAIN_KEYS.items()
+        if old_train.get(k, default) != new_train.get(k, default)
+    ]
+    return changed
 
 
 def config_to_dict(config: ConfigDict) -> dict[str, Any]:

@@ -50,8 +50,11 @@ __all__ = [
     "Identity",
     "Inverse",
     "apply_at",
+    "collect_metrics",
     "is_training",
+    "metric_names",
     "mode",
+    "sow_metrics",
     "submodule",
     "sum_rightmost",
     "to_distrax",
@@ -105,6 +108,54 @@ def trace_rng(module: nn.Module, needs_key: str, instead: str) -> PRNGKey:
         f"{type(module).__name__}: {needs_key} is stochastic and needs a PRNG key: call "
         f"apply(..., rngs={{'trace': key}}), or use {instead}"
     )
+
+
+#: The key under which layers sow per-example metrics into Flax's ``'intermediates'``.
+METRICS_NAME = "layer_metrics"
+
+
+def sow_metrics(module: nn.Module, metrics: dict[str, Array]) -> None:
+    """Report per-example values (batch-shaped arrays) of one call of ``module``: a solver's
+    function evaluations, a regulariser. Whoever applies the model with ``'intermediates'``
+    mutable gets them by `collect_metrics` (`jgen.distributions.DensityObjective` puts them in
+    its metrics and weights them into the loss by name). A layer that reports metrics lists
+    their names in a ``metric_names`` attribute (see `metric_names`). Nothing is sown at init."""
+    if not module.is_initializing():
+        module.sow("intermediates", METRICS_NAME, dict(metrics))
+
+
+def collect_metrics(intermediates: Any) -> dict[str, Array]:
+    """Every metric sown by `sow_metrics` anywhere in ``intermediates`` (the mutable state of
+    ``apply(..., mutable=['intermediates'])``), summed over layers and calls, per example."""
+    totals: dict[str, Array] = {}
+
+    def walk(node):
+        if not hasattr(node, "items"):
+            return
+        for key, value in node.items():
+            if key != METRICS_NAME:
+                walk(value)
+                continue
+            for metrics in value:  # Flax sows a tuple, one entry per call
+                for name, v in metrics.items():
+                    totals[name] = totals[name] + v if name in totals else v
+
+    walk(intermediates)
+    return totals
+
+
+def metric_names(module: Any) -> set[str]:
+    """The names of the metrics that ``module`` and the modules it holds (dataclass fields,
+    sequences of modules) declare in ``metric_names`` attributes: what they may sow."""
+    names: set[str] = set(getattr(module, "metric_names", ()) or ())
+    for field in getattr(module, "__dataclass_fields__", {}):
+        if field in ("parent", "name"):
+            continue
+        value = getattr(module, field, None)
+        for member in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(member, nn.Module):
+                names |= metric_names(member)
+    return names
 
 
 class Bijector(nn.Module):

@@ -71,7 +71,7 @@ from jgen.bijectors.base import Bijector, Chain, Inverse, is_training, trace_rng
 from jgen.bijectors.multiscale import Squeeze
 from jgen.bijectors.normalization import ActNorm
 from jgen.bijectors.spectral import SpectralConv, SpectralDense, conv, dense
-from jgen.cnf.trace import sample_probes
+from jgen.probes import PROBE_DISTRIBUTIONS, sample_probes
 from jgen.typing import Array, PRNGKey
 from jgen.validation import check_choice, check_int, check_number
 
@@ -92,7 +92,6 @@ __all__ = [
 ]
 
 FIXED_POINT_NAME = "fixed_point"
-_PROBE_DISTRIBUTIONS = ("rademacher", "gaussian")
 _TRUNCATIONS = ("geometric", "poisson")
 _ACTIVATIONS = ("lipswish", "elu")
 # softplus(0.5413) = 1: LipSwish starts as x·sigmoid(x)/1.1 (Chen et al.'s initial β).
@@ -192,7 +191,7 @@ class PowerSeriesLogDet(LogDetEstimator):
         check_int(self.num_terms, "num_terms", minimum=1, owner="PowerSeriesLogDet")
         check_int(self.num_probes, "num_probes", minimum=1, owner="PowerSeriesLogDet")
         check_choice(
-            self.distribution, "distribution", _PROBE_DISTRIBUTIONS, owner="PowerSeriesLogDet"
+            self.distribution, "distribution", PROBE_DISTRIBUTIONS, owner="PowerSeriesLogDet"
         )
 
     def __call__(self, g, weights, x, key):
@@ -251,7 +250,7 @@ class RussianRouletteLogDet(LogDetEstimator):
         check_number(self.rate, "rate", owner=owner)
         check_int(self.n_exact_terms, "n_exact_terms", minimum=0, owner=owner)
         check_int(self.num_probes, "num_probes", minimum=1, owner=owner)
-        check_choice(self.distribution, "distribution", _PROBE_DISTRIBUTIONS, owner=owner)
+        check_choice(self.distribution, "distribution", PROBE_DISTRIBUTIONS, owner=owner)
 
     def survival(self, k: Array) -> Array:
         """P(N ≥ k) for integer k (1 for k <= n_exact_terms)."""

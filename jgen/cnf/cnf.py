@@ -70,7 +70,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jgen.bijectors.base import Bijector, trace_rng
+from jgen.bijectors.base import Bijector, sow_metrics, trace_rng
 from jgen.cnf.trace import ExactTrace, TraceEstimator
 from jgen.typing import Array
 
@@ -88,6 +88,9 @@ __all__ = [
 STATS_NAME = "cnf_stats"
 REGULARIZERS_NAME = "cnf_regularizers"
 REGULARIZERS = ("kinetic_energy", "jacobian_frobenius")
+# Solver statistics reported as layer metrics, under these names.
+_METRIC_NAMES = {"nfe": "nfe", "num_accepted_steps": "accepted_steps",
+                 "num_rejected_steps": "rejected_steps"}  # fmt: skip
 
 
 class CNF(Bijector):
@@ -192,6 +195,12 @@ class CNF(Bijector):
             raise ValueError(f"CNF: max_steps must be a positive int, got {steps!r}")
 
     @property
+    def metric_names(self) -> tuple[str, ...]:
+        """What a solve reports through `jgen.bijectors.sow_metrics`: solver counts per
+        example (``nfe``, ``accepted_steps``, ``rejected_steps``) and the regularisers."""
+        return (*_METRIC_NAMES.values(), *self.regularizers)
+
+    @property
     def event_ndims(self) -> int:
         return len(self.event_shape)
 
@@ -230,12 +239,14 @@ class CNF(Bijector):
         }
         if not self.is_initializing():  # init's variables must not carry statistics
             self.sow("intermediates", STATS_NAME, stats)
-            if self.regularizers:
-                values = {
-                    name: regs[:, i].reshape(batch_shape)
-                    for i, name in enumerate(self.regularizers)
-                }
+            values = {
+                name: regs[:, i].reshape(batch_shape) for i, name in enumerate(self.regularizers)
+            }
+            if values:
                 self.sow("intermediates", REGULARIZERS_NAME, values)
+            # The same arrays as generic layer metrics (jgen.bijectors.collect_metrics).
+            renamed = {new: stats[old] for old, new in _METRIC_NAMES.items() if old in stats}
+            sow_metrics(self, {**renamed, **values})
         return z_out.reshape(x.shape), log_det.reshape(batch_shape)
 
     def _check_input(self, x: Array) -> tuple[int, ...]:

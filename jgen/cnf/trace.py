@@ -32,26 +32,18 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
+from jgen.probes import PROBE_DISTRIBUTIONS as _DISTRIBUTIONS
+from jgen.probes import sample_probes
 from jgen.typing import Array, PRNGKey
 from jgen.validation import check_choice, check_int
 
 __all__ = ["ExactTrace", "HutchPlusPlus", "Hutchinson", "TraceEstimator", "sample_probes"]
 
-_DISTRIBUTIONS = ("rademacher", "gaussian")
 _MODES = ("jvp", "vjp")
 # Up to this D, ExactTrace pushes the D basis vectors through D plain JVPs instead of one vmapped
 # JVP: vmap makes the network's matrix products batched ones, and differentiating the solve
 # then cost ~1.4x more on a CPU (2-D FFJORD step, benchmarks/cnf_step.py). Measured at D = 2.
 UNROLL_MAX_DIM = 2
-
-
-def sample_probes(key: PRNGKey, shape: tuple[int, ...], dtype, distribution: str) -> Array:
-    """Random vectors with E[ε] = 0 and E[ε ε^T] = I: Rademacher (±1) or standard Gaussian."""
-    if distribution == "rademacher":
-        return jax.random.rademacher(key, shape, dtype)
-    if distribution == "gaussian":
-        return jax.random.normal(key, shape, dtype)
-    raise ValueError(f"distribution must be one of {_DISTRIBUTIONS}, got {distribution!r}")
 
 
 def _matvec_fn(f: Callable[[Array], Array], z: Array, mode: str):

@@ -7,12 +7,13 @@ Layers run in train mode in `loss` and `init` and in evaluation mode in `evaluat
 (unless ``train=True``) and `sample` (``train=`` of `Flow.log_prob`); non-parameter collections
 (``batch_stats``, ``spectral``) are written in training only.
 
-Continuous flows (`jgen.cnf.CNF`) report their solver statistics and RNODE regularisers through
-Flax's ``'intermediates'``: the metrics then include ``nfe``, ``accepted_steps`` and
-``rejected_steps`` (of the density solve, per example, summed over CNF blocks; the backward
-pass is not counted here, see benchmarks/cnf_step.py) and the regularisers' values, and
-``regularization={'kinetic_energy': λ_E, 'jacobian_frobenius': λ_F}`` adds λ·mean(value) to the
-training loss (the CNFs must integrate those terms: ``CNF(..., regularizers=...)``).
+Layers may report per-example metrics (`jgen.bijectors.sow_metrics`, through Flax's
+``'intermediates'``); they join the metrics, summed over layers: e.g. a `jgen.cnf.CNF` reports
+``nfe``, ``accepted_steps``, ``rejected_steps`` of its density solve (the backward pass is not
+counted here, see benchmarks/cnf_step.py) and its RNODE regularisers. ``regularization={name:
+λ}`` adds λ·mean(metric) to the training loss for metrics the flow's layers declare
+(`jgen.bijectors.metric_names`; a CNF must integrate them: ``CNF(..., regularizers=...)``).
+This module knows no layer's metric names.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.cnf.cnf import collect_regularizers, collect_stat
+from jgen.bijectors.base import collect_metrics, metric_names
 from jgen.distributions.dequantization import bits_per_dim, uniform_dequantize
 from jgen.distributions.flow import Flow
 from jgen.typing import Array, PRNGKey
@@ -43,17 +44,17 @@ class DensityObjective:
     regularization: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        from jgen.cnf.cnf import REGULARIZERS
-
         weights = dict(self.regularization)
-        unknown = sorted(set(weights) - set(REGULARIZERS))
-        if unknown:
-            raise ValueError(
-                f"DensityObjective: regularization keys must be among {REGULARIZERS}, got {unknown}"
-            )
         if any(not (isinstance(w, int | float) and w >= 0) for w in weights.values()):
             raise ValueError(
                 f"DensityObjective: regularization weights must be >= 0, got {weights}"
+            )
+        reported = tuple(sorted(metric_names(self.flow)))
+        unknown = sorted(set(weights) - set(reported))
+        if unknown:
+            raise ValueError(
+                "DensityObjective: regularization keys must be among the metrics the flow's "
+                f"layers report {reported}, got {unknown}"
             )
         object.__setattr__(self, "regularization", weights)
 
@@ -125,14 +126,12 @@ class DensityObjective:
         return lp, model_state, intermediates
 
     def _layer_metrics(self, intermediates) -> dict[str, Any]:
-        """Per-example values sown by the layers: NFE of CNF solves, RNODE regularisers."""
-        metrics: dict[str, Any] = dict(collect_regularizers(intermediates))
-        for name, key in (("nfe", "nfe"), ("num_accepted_steps", "accepted_steps"),
-                          ("num_rejected_steps", "rejected_steps")):  # fmt: skip
-            value = collect_stat(intermediates, name)
-            if value is not None:
-                metrics[key] = value.astype(jnp.result_type(float))
-        return metrics
+        """Per-example values sown by the layers (`jgen.bijectors.sow_metrics`), as floats."""
+        real = jnp.result_type(float)
+        return {
+            name: v if jnp.issubdtype(v.dtype, jnp.floating) else v.astype(real)
+            for name, v in collect_metrics(intermediates).items()
+        }
 
     def _metrics(self, log_prob: Array) -> dict[str, Array]:
         metrics = {"nll": -log_prob}
@@ -152,7 +151,7 @@ class DensityObjective:
             if name not in layer_metrics:
                 raise ValueError(
                     f"DensityObjective: regularization {name!r} is weighted but no layer "
-                    f"integrated it (build the CNF with regularizers=({name!r}, ...))"
+                    f"reported it (a CNF integrates it with regularizers=({name!r}, ...))"
                 )
             loss = loss + weight * layer_metrics[name]
         metrics.update(layer_metrics)

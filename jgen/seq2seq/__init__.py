@@ -6,14 +6,16 @@ maximum likelihood for the shared trainer), decoders `greedy_decode`, `sample_de
 """
 
 from jgen.seq2seq.decoding import (
+    DECODERS,
     Decoded,
     beam_search,
+    decode,
+    decode_inputs,
     greedy_decode,
     normalized_score,
     outputs,
     sample_decode,
 )
-from jgen.seq2seq.experiment import DECODERS, decode, decode_inputs
 from jgen.seq2seq.model import Seq2Seq, StackedLSTM, check_tokens, sequence_lengths
 from jgen.seq2seq.objective import Seq2SeqObjective
 

@@ -30,19 +30,24 @@ its pruning differs between widths); the tests check that it does on held-out da
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jgen.data.sequences import BOS, EOS, PAD
+from jgen.data.sequences import BOS, EOS, PAD, Vocabulary
 from jgen.seq2seq.model import Seq2Seq, check_tokens, num_decode_steps
 from jgen.typing import Array, Params, PRNGKey
 from jgen.validation import ValidationError, check_int
 
 __all__ = [
+    "DECODERS",
     "Decoded",
     "beam_search",
+    "decode",
+    "decode_inputs",
     "greedy_decode",
     "normalized_score",
     "outputs",
@@ -239,3 +244,62 @@ def beam_search(
     if return_beams:
         return beams
     return Decoded(*(a[:, 0] for a in beams))
+
+
+DECODERS = ("greedy", "beam", "sample")
+
+
+def decode(
+    model: Seq2Seq,
+    params,
+    source,
+    *,
+    method: str = "greedy",
+    beam_size: int = 4,
+    length_penalty: float = 1.0,
+    temperature: float = 1.0,
+    key=None,
+) -> Decoded:
+    """Decode token sources ``(B, L)`` with one of `DECODERS`."""
+    if method == "greedy":
+        return greedy_decode(model, params, source)
+    if method == "beam":
+        return beam_search(
+            model, params, source, beam_size=beam_size, length_penalty=length_penalty
+        )
+    if method == "sample":
+        key = jax.random.PRNGKey(0) if key is None else key
+        return sample_decode(model, params, source, key, temperature=temperature)
+    raise ValidationError(f"method: expected one of {DECODERS}, got {method!r}")
+
+
+def decode_inputs(
+    objective: Any, vocabulary: Vocabulary | None, params, texts: Sequence[str], **options
+) -> list[dict[str, Any]]:
+    """Decode user-given source texts: ``[{'input', 'output', 'log_prob', 'finished'}, ...]``.
+
+    ``options`` are those of `decode`. Characters outside the vocabulary and texts longer than
+    the model's maximum raise `jgen.validation.ValidationError`.
+    """
+    model = getattr(objective, "model", None)
+    if not isinstance(model, Seq2Seq) or vocabulary is None:
+        raise ValidationError("inputs: expected a seq2seq experiment, which decodes input texts")
+    if not texts:
+        raise ValidationError("inputs: expected at least one input text, got none")
+    source = jnp.asarray(vocabulary.encode_batch(list(texts), model.max_source_length))
+    decoded = decode(model, params, source, **options)
+    return [
+        {
+            "input": text,
+            "output": vocabulary.decode(tokens),
+            "log_prob": float(log_prob),
+            "finished": bool(finished),
+        }
+        for text, tokens, log_prob, finished in zip(
+            texts,
+            np.asarray(outputs(decoded)),
+            np.asarray(decoded.log_prob),
+            np.asarray(decoded.finished),
+            strict=True,
+        )
+    ]

@@ -7,20 +7,19 @@ target length the longest target in the data.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
-from jgen.data import Dataset, Vocabulary
+from jgen.data import Dataset
 from jgen.plotting import plt
 from jgen.seq2seq.decoding import (
-    Decoded,
-    beam_search,
+    DECODERS,
+    decode,
+    decode_inputs,
     greedy_decode,
     outputs,
     sample_decode,
@@ -28,11 +27,8 @@ from jgen.seq2seq.decoding import (
 from jgen.seq2seq.model import Seq2Seq, sequence_lengths
 from jgen.seq2seq.objective import Seq2SeqObjective
 from jgen.train import TrainState
-from jgen.validation import ValidationError
 
 __all__ = ["DECODERS", "build_seq2seq_experiment", "decode", "decode_inputs", "seq2seq_model"]
-
-DECODERS = ("greedy", "beam", "sample")
 
 
 def seq2seq_model(model: ConfigDict, dataset: Dataset) -> Seq2Seq:
@@ -51,62 +47,6 @@ def seq2seq_model(model: ConfigDict, dataset: Dataset) -> Seq2Seq:
         num_layers=model.get("num_layers", 2),
         reverse_source=bool(model.get("reverse_source", False)),
     )
-
-
-def decode(
-    model: Seq2Seq,
-    params,
-    source,
-    *,
-    method: str = "greedy",
-    beam_size: int = 4,
-    length_penalty: float = 1.0,
-    temperature: float = 1.0,
-    key=None,
-) -> Decoded:
-    """Decode token sources ``(B, L)`` with one of `DECODERS`."""
-    if method == "greedy":
-        return greedy_decode(model, params, source)
-    if method == "beam":
-        return beam_search(
-            model, params, source, beam_size=beam_size, length_penalty=length_penalty
-        )
-    if method == "sample":
-        key = jax.random.PRNGKey(0) if key is None else key
-        return sample_decode(model, params, source, key, temperature=temperature)
-    raise ValidationError(f"method: expected one of {DECODERS}, got {method!r}")
-
-
-def decode_inputs(
-    objective: Any, vocabulary: Vocabulary | None, params, texts: Sequence[str], **options
-) -> list[dict[str, Any]]:
-    """Decode user-given source texts: ``[{'input', 'output', 'log_prob', 'finished'}, ...]``.
-
-    ``options`` are those of `decode`. Characters outside the vocabulary and texts longer than
-    the model's maximum raise `jgen.validation.ValidationError`.
-    """
-    model = getattr(objective, "model", None)
-    if not isinstance(model, Seq2Seq) or vocabulary is None:
-        raise ValidationError("inputs: expected a seq2seq experiment, which decodes input texts")
-    if not texts:
-        raise ValidationError("inputs: expected at least one input text, got none")
-    source = jnp.asarray(vocabulary.encode_batch(list(texts), model.max_source_length))
-    decoded = decode(model, params, source, **options)
-    return [
-        {
-            "input": text,
-            "output": vocabulary.decode(tokens),
-            "log_prob": float(log_prob),
-            "finished": bool(finished),
-        }
-        for text, tokens, log_prob, finished in zip(
-            texts,
-            np.asarray(outputs(decoded)),
-            np.asarray(decoded.log_prob),
-            np.asarray(decoded.finished),
-            strict=True,
-        )
-    ]
 
 
 def _text_table(path: Path, rows: list[tuple[str, str, str]], title: str) -> Path:

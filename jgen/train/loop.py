@@ -33,7 +33,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -316,30 +316,20 @@ class ResumeError(ValueError):
     """A workdir's checkpoint cannot be resumed under the config asked for."""
 
 
-# Config sections that shape the saved state: resuming under different values cannot work.
-STATE_DEFINING_SECTIONS = ("family", "model", "data", "optim")
-# Train settings that fix the batch stream: a resumed run must keep them to continue exactly.
-DATA_ORDER_KEYS = ("seed", "batch_size")
-# Train settings that shape the saved state (with their defaults, for configs written before them).
-# (Defaults as they read back from config.json.)
-STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0, "num_seeds": 1, "learning_rate_scales": []}
+#: ``resume_policy(previous, current) -> names of differing settings`` (empty: resumable), e.g.
+#: `jgen.experiment.changed_state_settings`; the trainer knows no config sections.
+ResumePolicy = Callable[[dict[str, Any], dict[str, Any]], Sequence[str]]
 
 
-def _check_resumable(workdir: Path, run_config: dict[str, Any]) -> dict[str, Any] | None:
-    """Refuse to resume a checkpoint written under a config with another model, data, optimiser
-    or batch stream (train.seed, train.batch_size); other train settings (steps, logging) may
-    change. Returns the checkpoint's config (None when there is nothing to resume)."""
+def _check_resumable(
+    workdir: Path, run_config: dict[str, Any], policy: ResumePolicy | None
+) -> dict[str, Any] | None:
+    """Refuse to resume a checkpoint whose saved config ``policy`` finds incompatible with
+    ``run_config``. Returns the checkpoint's config (None when there is nothing to resume)."""
     previous = None
     if Checkpointer.has_checkpoint(workdir) and (workdir / "config.json").exists():
         previous = load_config(workdir)
-        changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != run_config.get(k)]
-        old_train, new_train = previous.get("train", {}), run_config.get("train", {})
-        changed += [f"train.{k}" for k in DATA_ORDER_KEYS if old_train.get(k) != new_train.get(k)]
-        changed += [
-            f"train.{k}"
-            for k, default in STATE_DEFINING_TRAIN_KEYS.items()
-            if old_train.get(k, default) != new_train.get(k, default)
-        ]
+        changed = [] if policy is None else list(policy(previous, run_config))
         if changed:
             raise ResumeError(
                 f"{workdir} holds a checkpoint of a run with a different config ("
@@ -398,15 +388,18 @@ def fit(
     workdir: str | Path | None = None,
     run_config: dict[str, Any] | None = None,
     resume: bool = True,
+    resume_policy: ResumePolicy | None = None,
     on_end: Callable[[TrainState, Path | None], None] | None = None,
 ) -> FitResult:
     """Train ``objective`` on ``dataset`` with the optax transformation ``tx``.
 
     With a ``workdir``: metrics.jsonl, config.json (``run_config``), checkpoints/ and whatever
     ``on_end`` writes (figures). An existing checkpoint there is resumed unless ``resume=False``,
-    whatever the number of devices it was written with. The dataset is checked first, on the
-    host (`jgen.validation.check_dataset`: non-empty splits, finite continuous data, discrete
-    levels in range, batch_size <= the train split).
+    whatever the number of devices it was written with; with a ``resume_policy`` (the experiment
+    layer's: `jgen.experiment.changed_state_settings`), a `ResumeError` names the settings of
+    ``run_config`` that differ from the saved config in a way the checkpoint cannot follow.
+    The dataset is checked first, on the host (`jgen.validation.check_dataset`: non-empty
+    splits, finite continuous data, discrete levels in range, batch_size <= the train split).
     """
     check_dataset(dataset, batch_size=config.batch_size)
     primary = is_primary()
@@ -416,7 +409,7 @@ def fit(
         workdir.mkdir(parents=True, exist_ok=True)
         if run_config is not None:
             if resume:
-                previous_config = _check_resumable(workdir, run_config)
+                previous_config = _check_resumable(workdir, run_config, resume_policy)
             barrier("jgen-fit-config-checked")  # every process has read the old config
             if primary:
                 save_config(workdir, run_config)

@@ -9,6 +9,7 @@ import pytest
 from jgen import bijectors as jb
 from jgen.data import Dataset
 from jgen.distributions import DensityObjective, Flow
+from jgen.experiment import changed_state_settings
 from jgen.train import ResumeError, TrainConfig, fit, make_optimizer
 
 
@@ -128,7 +129,8 @@ def test_fresh_run_truncates_metrics_and_resume_refuses_other_data_order(tmp_pat
     assert steps == [5, 10, 10], "a fresh run must not keep the previous run's records"
     other = {"model": {"a": 1}, "train": {"seed": 1, "batch_size": 64}}
     with pytest.raises(ResumeError, match=r"train\.seed differ"):
-        fit(OBJECTIVE, dataset, tx, _config(12), workdir=tmp_path, run_config=other)
+        fit(OBJECTIVE, dataset, tx, _config(12), workdir=tmp_path, run_config=other,
+            resume_policy=changed_state_settings)  # fmt: skip
 
 
 def test_train_config_rejects_non_int_values():
