@@ -14,12 +14,14 @@ import difflib
 import importlib.util
 import os
 import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
 from ml_collections import ConfigDict
 
 __all__ = [
+    "SMOKE_TRAIN",
     "ConfigError",
     "apply_overrides",
     "config_dir",
@@ -27,7 +29,36 @@ __all__ = [
     "list_experiments",
     "load_experiment_config",
     "shared_config_module",
+    "smoke_variant",
 ]
+
+
+#: The smoke variant's loop: a few steps that still reach an evaluation and a checkpoint.
+SMOKE_TRAIN = dict(steps=3, log_every=1, eval_every=2, checkpoint_every=2)
+# Modules of the configs package that are not experiments (besides names starting with "_").
+NOT_EXPERIMENTS = ("common",)
+
+
+def smoke_variant(
+    c: ConfigDict,
+    *,
+    batch_size: int,
+    eval_batch_size: int,
+    n_train: int | None = None,
+    n_test: int | None = None,
+) -> ConfigDict:
+    """Turn ``c`` (in place, and returned) into its smoke variant's loop: `SMOKE_TRAIN`, the
+    given batch sizes, no learning-rate warm-up (where the optimiser has one) and, for generated
+    data sets, ``n_train`` / ``n_test`` examples. The one place these settings are written; a
+    config shrinks its own model on top (experiments/configs/common.py re-exports this)."""
+    c.train.update(SMOKE_TRAIN, batch_size=batch_size, eval_batch_size=eval_batch_size)
+    if "warmup_steps" in c.get("optim", {}):
+        c.optim.warmup_steps = 0
+    if n_train is not None:
+        c.data.n_train = n_train
+    if n_test is not None:
+        c.data.n_test = n_test
+    return c
 
 
 class ConfigError(ValueError):
@@ -35,11 +66,24 @@ class ConfigError(ValueError):
 
 
 def config_dir() -> Path:
-    """``$JGEN_CONFIG_DIR``, else the repository's ``experiments/configs``."""
+    """``$JGEN_CONFIG_DIR``, else the folder of the ``experiments.configs`` package (shipped
+    with the wheel, or the repository's ``experiments/configs``)."""
     env = os.environ.get("JGEN_CONFIG_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "experiments" / "configs"
+    spec = importlib.util.find_spec("experiments.configs")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    # A source checkout whose editable install predates the configs package: use the
+    # repository's folder, and make `experiments.configs.common` importable for its modules.
+    repository = Path(__file__).resolve().parent.parent
+    if (repository / "experiments" / "configs" / "__init__.py").exists():
+        sys.path.insert(0, str(repository))
+        return repository / "experiments" / "configs"
+    raise FileNotFoundError(
+        "the experiments.configs package is not installed; reinstall jgen or set "
+        "JGEN_CONFIG_DIR to your experiments/configs"
+    )
 
 
 def _load_module(path: Path, *, require_get_config: bool = True) -> ModuleType:
@@ -65,7 +109,11 @@ def _modules() -> dict[str, Path]:
         raise FileNotFoundError(
             f"config directory {root} not found; set JGEN_CONFIG_DIR to your experiments/configs"
         )
-    return {p.stem: p for p in sorted(root.glob("*.py")) if not p.name.startswith("_")}
+    return {
+        p.stem: p
+        for p in sorted(root.glob("*.py"))
+        if not p.name.startswith("_") and p.stem not in NOT_EXPERIMENTS
+    }
 
 
 def _static_args(path: Path) -> tuple[str, tuple[str, ...] | None]:

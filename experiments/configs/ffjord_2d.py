@@ -10,6 +10,7 @@ regularisation: ``model.regularization.kinetic_energy=0.01``; one ODE for the wh
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
 from jgen.data import TOY_DATASETS
 
 ARGS = tuple(TOY_DATASETS)
@@ -40,10 +41,7 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.data.update(n_train=256, n_test=64)
         c.model.update(hidden_dims=(8,), rtol=1e-2, atol=1e-2, eval_rtol=1e-2, eval_atol=1e-2)
         c.model.update(figure_resolution=20, figure_samples=200)
-        c.train.update(steps=3, batch_size=32, log_every=1, eval_every=2, eval_batch_size=64)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=32, eval_batch_size=64, n_train=256, n_test=64)
     return c

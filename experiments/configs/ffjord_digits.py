@@ -9,6 +9,8 @@ Launch: ``jgen train ffjord_digits``.
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     c = ConfigDict()
@@ -34,7 +36,5 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     )  # fmt: skip
     if smoke:
         c.model.update(hidden_dims=(8,), rtol=1e-2, atol=1e-2, eval_rtol=1e-2, eval_atol=1e-2)
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=64)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=16, eval_batch_size=64)
     return c

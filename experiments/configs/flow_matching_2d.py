@@ -9,6 +9,8 @@ Numbers: README (flow matching section); benchmarks/simulation_free.py compares 
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 ARGS = ("8gaussians", "checkerboard", "moons")
 
 
@@ -34,10 +36,7 @@ def get_config(arg: str | None = None, smoke: bool = False, coupling: str = "ind
     )  # fmt: skip
     c.figures = ConfigDict(dict(resolution=200, num_samples=20_000))
     if smoke:
-        c.data.update(n_train=256, n_test=64)
         c.model.update(hidden_dims=(8,), rtol=1e-3, atol=1e-3)
-        c.train.update(steps=3, batch_size=32, log_every=1, eval_every=2, eval_batch_size=64)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=32, eval_batch_size=64, n_train=256, n_test=64)
         c.figures.update(resolution=16, num_samples=256)
     return c

@@ -16,6 +16,8 @@ table averages 5 seeds (``python -m jgen.gan.study --out runs/gan_table``).
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 ARGS = ("ring8", "25gaussians", "8gaussians")
 
 
@@ -41,8 +43,6 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.data.update(n_train=256, n_test=128)
         c.model.update(g_hidden=(8,), d_hidden=(8,), eval_samples=256)
-        c.train.update(steps=3, batch_size=32, log_every=1, eval_every=2, eval_batch_size=64)
-        c.train.checkpoint_every = 2
+        common.smoke(c, batch_size=32, eval_batch_size=64, n_train=256, n_test=128)
     return c

@@ -19,6 +19,8 @@ split, classes covered).
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 
 def get_config(
     arg: str | None = None, smoke: bool = False, conditional: bool = False
@@ -50,6 +52,5 @@ def get_config(
             g_hidden=(8,), d_hidden=(8,), channels=4, latent_dim=4, eval_samples=100,
             digit_metrics=False,
         )  # fmt: skip
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=100)
-        c.train.checkpoint_every = 2
+        common.smoke(c, batch_size=16, eval_batch_size=100)
     return c

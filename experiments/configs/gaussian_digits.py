@@ -6,6 +6,8 @@ log-det counted), so its bits/dim are directly comparable. Launch: ``jgen train 
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     c = ConfigDict()
@@ -21,6 +23,5 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=100)
-        c.train.checkpoint_every = 2
+        common.smoke(c, batch_size=16, eval_batch_size=100)
     return c

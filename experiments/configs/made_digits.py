@@ -11,6 +11,8 @@ Launch: ``jgen train made_digits``.
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     c = ConfigDict()
@@ -30,7 +32,5 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     )  # fmt: skip
     if smoke:
         c.model.hidden_dims = (16,)
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=100)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=16, eval_batch_size=100)
     return c

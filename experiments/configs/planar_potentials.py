@@ -12,6 +12,8 @@ tests/vi/test_vi_experiment.py asserts KL(K = 8) < KL(K = 2) on a short run.
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 ARGS = ("U1", "U2", "U3", "U4")
 
 
@@ -39,7 +41,6 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.data.update(n_train=16, n_test=32)
         c.model.update(num_flows=2, quadrature_resolution=100, figure_resolution=40, anneal_steps=2)
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_batch_size=32)
+        common.smoke(c, batch_size=16, eval_batch_size=32, n_train=16, n_test=32)
     return c

@@ -8,6 +8,7 @@ test in tests/test_experiments.py asserts a threshold on a shorter run.
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
 from jgen.data import TOY_DATASETS
 
 ARGS = tuple(TOY_DATASETS)
@@ -34,9 +35,6 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.data.update(n_train=256, n_test=128)
         c.model.update(num_layers=2, hidden_dims=(8,))
-        c.train.update(steps=3, batch_size=32, log_every=1, eval_every=2, eval_batch_size=64)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=32, eval_batch_size=64, n_train=256, n_test=128)
     return c

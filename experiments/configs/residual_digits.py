@@ -14,6 +14,8 @@ results table, next to RealNVP's 2.021).
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     c = ConfigDict()
@@ -38,7 +40,5 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     )  # fmt: skip
     if smoke:
         c.model.update(num_blocks=1, hidden_dims=(4,))
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=100)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=16, eval_batch_size=100)
     return c

@@ -9,6 +9,8 @@ the README's results table.
 
 from ml_collections import ConfigDict
 
+from experiments.configs import common
+
 ARGS = ("reversal", "sorting", "addition", "dates")
 
 
@@ -31,9 +33,6 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.data.update(n_train=64, n_test=16)
         c.model.update(embed_dim=8, hidden_dim=8, num_layers=1)
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=16)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        common.smoke(c, batch_size=16, eval_batch_size=16, n_train=64, n_test=16)
     return c

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from ml_collections import ConfigDict
 
+from jgen.config import smoke_variant
 from jgen.data import Dataset
 from jgen.vae.figures import model_figures
 from jgen.vae.helmholtz import HelmholtzMachine, HelmholtzObjective
@@ -69,9 +70,7 @@ def latent_variable_config(
     c.evaluation = ConfigDict(dict(iwae_k=tuple(iwae_k), chunk_size=chunk_size))
     if smoke:
         c.model.update(smoke_model)
-        c.train.update(steps=3, batch_size=16, log_every=1, eval_every=2, eval_batch_size=100)
-        c.train.checkpoint_every = 2
-        c.optim.warmup_steps = 0
+        smoke_variant(c, batch_size=16, eval_batch_size=100)
         c.evaluation.update(iwae_k=(1, 4), chunk_size=2)
     return c
 
@@ -98,7 +97,7 @@ def _evaluation_options(config: ConfigDict) -> dict[str, Any]:
 
 def _parts(objective, dataset: Dataset, name: str) -> dict[str, Any]:
     def sample(state, key, num: int) -> np.ndarray:
-        return np.asarray(objective.sample(state.eval_params, key, num))
+        return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
     return dict(
         objective=objective,

@@ -1,0 +1,1 @@
+"""jgen's experiments: `experiments.configs` holds one config module per experiment."""
