@@ -45,7 +45,7 @@ def build_autoregressive_experiment(config: ConfigDict, dataset: Dataset) -> dic
     name = config.get("name", "made")
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
-        return np.asarray(objective.sample(state.eval_params, key, num))
+        return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         samples = sample(state, jax.random.PRNGKey(1234), 50)

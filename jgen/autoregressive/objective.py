@@ -42,5 +42,7 @@ class AutoregressiveObjective:
         del model_state, key
         return self._metrics(self._nll(params, batch))
 
-    def sample(self, params: Params, key: PRNGKey, num_samples: int) -> Array:
+    def sample(self, params: Params, model_state, key: PRNGKey, num_samples: int) -> Array:
+        """``num_samples`` draws (D passes of MADE); ``model_state`` is ``{}``."""
+        del model_state
         return self.model.apply({"params": params}, key, num_samples, method=MADE.sample)

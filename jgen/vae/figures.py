@@ -75,14 +75,14 @@ def model_figures(objective, dataset, name: str, num: int = 50):
     """The ``figures(state, workdir)`` hook of a VAE or Helmholtz experiment."""
 
     # Compiled once each (eagerly, a Flax apply runs, and compiles, op by op).
-    sample = jax.jit(objective.sample, static_argnums=2, static_argnames="means")
+    sample = jax.jit(objective.sample, static_argnums=3, static_argnames="means")
     reconstruct = jax.jit(objective.reconstruct)
 
     def figures(state, workdir: Path) -> list[Path]:
         key = jax.random.PRNGKey(1234)
         shape = dataset.event_shape
         params = state.eval_params
-        means = sample(params, key, num, means=True)
+        means = sample(params, state.model_state, key, num, means=True)
         paths = [sample_figure(workdir / "samples.png", means, shape, f"{name}: E[x|z], z ~ p(z)")]
         test = dataset.test[:30]
         targets, recon = reconstruct(params, test, jax.random.fold_in(key, 1))

@@ -206,8 +206,10 @@ class HelmholtzObjective(LatentVariableObjective):
         _, decoded = self._apply(params, hs, method=HelmholtzMachine.generative)
         return target, self.likelihood.mean(decoded)
 
-    def sample(self, params, key: PRNGKey, num: int, *, means: bool = False) -> Array:
-        """``num`` dreams x ~ p(x|h_1), h ~ p(h), in the data's units (or E[x|h_1])."""
+    def sample(self, params, model_state, key: PRNGKey, num: int, *, means: bool = False) -> Array:
+        """``num`` dreams x ~ p(x|h_1), h ~ p(h), in the data's units (or E[x|h_1]);
+        ``model_state`` is ``{}`` (the one sampling signature of every family)."""
+        del model_state
         h_key, x_key = jax.random.split(key)
         _, decoded = self._apply(params, h_key, num, method=HelmholtzMachine.dream)
         if means:

@@ -286,8 +286,10 @@ class VAEObjective(LatentVariableObjective):
         _, decoded = self.model.apply({"params": params}, x_in, eps)
         return target, self.likelihood.mean(decoded[0])
 
-    def sample(self, params, key: PRNGKey, num: int, *, means: bool = False) -> Array:
-        """``num`` draws x ~ p(x|z), z ~ p(z), in the data's units (or E[x|z] with ``means``)."""
+    def sample(self, params, model_state, key: PRNGKey, num: int, *, means: bool = False) -> Array:
+        """``num`` draws x ~ p(x|z), z ~ p(z), in the data's units (or E[x|z] with ``means``);
+        ``model_state`` is ``{}`` (the one sampling signature of every family)."""
+        del model_state
         z_key, x_key = jax.random.split(key)
         z = jax.random.normal(z_key, (num, self.latent_dim), jnp.result_type(float))
         decoded = self.decode(params, z)

@@ -71,7 +71,7 @@ def build_vi_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
     resolution = int(model.get("figure_resolution", 200))
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
-        return np.asarray(objective.sample(state.eval_params, key, num))
+        return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         log_q = jax.jit(lambda z: objective.log_prob(state.eval_params, z))

@@ -76,7 +76,9 @@ class ReverseKL:
         log_q, energy = self.sample_terms(params, key, batch["x"].shape[0])
         return {"kl": log_q + energy + self.log_z, "energy": energy, "log_q": log_q}
 
-    def sample(self, params: Params, key: PRNGKey, num_samples: int) -> Array:
+    def sample(self, params: Params, model_state, key: PRNGKey, num_samples: int) -> Array:
+        """``num_samples`` draws of q_K (``model_state``, the annealing step, plays no part)."""
+        del model_state
         return self.flow.apply({"params": params}, key, num_samples, method=Flow.sample)
 
     def log_prob(self, params: Params, z: Array) -> Array:

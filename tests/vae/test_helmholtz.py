@@ -66,5 +66,5 @@ def test_wake_sleep_learns_and_iwae_bounds_the_elbo(setup):
     assert after["iwae_20"] > before["iwae_20"] + 10.0, (before, after)  # ~ -44 -> ~ -29
     assert after["iwae_20"] > after["elbo"]
     assert after["nll"] == -after["iwae_20"]
-    dreams = objective.sample(state.params, jax.random.PRNGKey(5), 4)
+    dreams = objective.sample(state.params, {}, jax.random.PRNGKey(5), 4)
     assert dreams.shape == (4, 8, 8, 1) and set(np.unique(np.asarray(dreams))) <= {0.0, 16.0}
