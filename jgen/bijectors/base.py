@@ -309,6 +309,11 @@ class Inverse(Bijector):
     bijector: Bijector
 
     @property
+    def parameter_free(self) -> bool:  # type: ignore[override]
+        """The inverse of a parameter-free bijector has no variables either."""
+        return bool(getattr(self.bijector, "parameter_free", False))
+
+    @property
     def event_ndims(self) -> int:
         return _event_ndims(self.bijector)
 

@@ -22,12 +22,14 @@ def test_glow_layout_and_parameter_count():
     )
     assert z.shape == x.shape and log_det.shape == (3,)
     params = variables["params"]
-    # Level 1 on 2x2x4: unsqueeze (no parameters), 2 steps of ActNorm, Conv1x1(4), coupling,
-    # then the FactorOut (member 7) holding level 2 on 1x1x8, then a squeeze.
-    assert sorted(params) == [f"bijectors_{i}" for i in range(1, 8)]
-    assert "lu" in params["bijectors_2"]  # the Conv1x1
-    level2 = params["bijectors_7"]["inner"]
-    assert sorted(level2) == [f"bijectors_{i}" for i in range(1, 7)]
+    # Level 1 on 2x2x4: unsqueeze (no parameters, so not counted in the names), 2 steps of
+    # ActNorm, Conv1x1(4), coupling, then the FactorOut holding level 2 on 1x1x8, then a squeeze.
+    steps = ["0_act_norm", "1_conv1x1", "2_affine_coupling", "3_act_norm", "4_conv1x1",
+             "5_affine_coupling"]  # fmt: skip
+    assert sorted(params) == [*steps, "6_factor_out"]
+    assert "lu" in params["1_conv1x1"]  # the Conv1x1
+    level2 = params["6_factor_out"]["inner"]
+    assert sorted(level2) == steps
 
 
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
