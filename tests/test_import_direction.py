@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "jgen.plotting",
             "jgen.probes",
             "jgen.records",
+            "jgen.image_metrics",
         ),
     ),
     ("bijectors", ("jgen.bijectors",)),
