@@ -7,8 +7,9 @@ B more times. Diffrax's loops are custom_vjps (equinox's checkpointed while loop
 adjoint), and with a constant step and a field whose divergence does not depend on z the
 log-det increment dt·tr(∂h/∂z) is unbatched: the parameters' gradient came out B times too
 large on those entries. The first two tests are the upstream cases (strict xfails: they fail
-as long as JAX has the defect and will report when it is fixed); the last checks jgen's
-workaround (`jgen.cnf.cnf._batched_like_state`) on the issue's case.
+as long as JAX has the defect and will report when it is fixed); the third checks jgen's
+workaround (`jgen.cnf.cnf._batched_like_state`) on it; `test_gradient_grid.py` checks every
+jgen CNF configuration against finite differences.
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from jgen.cnf import MLPField, make_cnf
-from jgen.distributions import Flow
-from tests.gradcheck import directional_errors
 
 B = 3
 UPSTREAM = (
@@ -89,19 +86,3 @@ def test_upstream_diffrax_vmap_constant_step():
 
 def test_the_workaround_fixes_the_plain_diffrax_case():
     np.testing.assert_allclose(_vmapped_diffrax_gradient(tie=True), B, rtol=1e-12)
-
-
-def test_cnf_fixed_step_per_event_gradient_matches_finite_differences():
-    # The issue's case: affine field in 2-D, Tsit5 with a constant step, one ODE per event; the
-    # z→z diagonal of the kernel was off by -B(B-1) (-30 for these 6 events). Every solver, step
-    # control and adjoint is not yet checked this way (see the report of issue #23).
-    num_events = 6
-    with jax.enable_x64(True):
-        flow = Flow(make_cnf(MLPField(()), (2,), step_size=0.1), (2,))
-        x = jax.random.normal(jax.random.key(0), (num_events, 2))
-        params = flow.init(jax.random.key(1), x, method=flow.log_prob)["params"]
-        log_lik = lambda t: jnp.sum(flow.apply({"params": t["params"]}, x, method=flow.log_prob))
-        autodiff, differences, scale = directional_errors(
-            log_lik, {"params": params}, [["params"]], jax.random.key(2), per_group=4
-        )
-    np.testing.assert_allclose(autodiff, differences, rtol=1e-6, atol=1e-6 * scale)
