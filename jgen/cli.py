@@ -195,6 +195,26 @@ def _join_distributed(args) -> None:
         raise ConfigError(f"cannot join the multi-process run: {e}") from e
 
 
+def _check_workdir(workdir: Path) -> None:
+    """The run directory must be a directory, or a path that can be created in a writable
+    directory: checked before anything is built on disk or trained."""
+    from jgen.config import ConfigError
+
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"--workdir: expected a directory, got {workdir}, an existing file")
+    ancestor = workdir
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            f"--workdir: expected a path below a directory, got {workdir}: {ancestor} is a file"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"--workdir: expected a writable directory, got {workdir}: {ancestor} is read-only"
+        )
+
+
 def _cmd_train(args) -> int:
     _join_distributed(args)
     from jgen.config import ConfigError, load_experiment_config
@@ -213,6 +233,7 @@ def _cmd_train(args) -> int:
         raise ConfigError(str(e)) from e
     safe = args.experiment.replace(":", "_").replace("/", "_").removesuffix(".py")
     workdir = Path(args.workdir or Path("runs") / (safe + ("_smoke" if args.smoke else "")))
+    _check_workdir(workdir)
     result = fit(
         exp.objective, exp.dataset, exp.tx, exp.train, workdir=workdir,
         run_config=config_to_dict(config), resume=not args.fresh,

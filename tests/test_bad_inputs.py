@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -171,6 +173,14 @@ API_CASES = [
      ["make_optimizer: clip_norm must be a non-negative number", "got -1.0"]),
     ("make_optimizer-b2", lambda: make_optimizer(learning_rate=1e-3, total_steps=10, b2=1.0),
      ValueError, ["make_optimizer: b2 must be a number in [0, 1)", "got 1.0"]),
+    ("fit-extra-axis", lambda: fit_on(np.zeros((8, 1, 2), F32)), ValueError,
+     ["batch['x']: expected shape (N, 2)", "got shape (4, 1, 2)", "2 example axes"]),
+    ("Planar-dim", lambda: Flow(jb.Planar(dim=3), (2,)).init(KEY, GOOD, method=Flow.log_prob),
+     ValueError, ["Planar(dim=3): input: expected shape (..., 3)", "got shape (4, 2)"]),
+    ("Radial-dim", lambda: Flow(jb.Radial(dim=3), (2,)).init(KEY, GOOD, method=Flow.log_prob),
+     ValueError, ["Radial(dim=3): input: expected shape (..., 3)", "got shape (4, 2)"]),
+    ("random_permutation-traced", lambda: jax.jit(lambda k: jb.random_permutation(k, 4))(KEY),
+     TypeError, ["random_permutation: seed_or_key must be concrete", "got a traced value"]),
     ("TrainConfig-steps", lambda: TrainConfig(steps=0, batch_size=8), ValueError,
      ["steps must be positive", "got 0"]),
     ("TrainConfig-type", lambda: TrainConfig(steps=10, batch_size="8"), TypeError,
@@ -277,6 +287,11 @@ CLI_CASES = [
     ("batch-larger-than-data",
      ["train", "realnvp_2d:moons", "--smoke", "train.batch_size=512", "--workdir", "{tmp}/run"],
      None, ["batch_size: expected at most the 256 examples", "got 512"]),
+    ("workdir-is-a-file", ["train", "realnvp_2d:moons", "--smoke", "--workdir", "{tmp}/a_file"],
+     None, ["--workdir: expected a directory", "got {tmp}/a_file, an existing file"]),
+    ("workdir-below-a-file",
+     ["train", "realnvp_2d:moons", "--smoke", "--workdir", "{tmp}/a_file/run"], None,
+     ["--workdir: expected a path below a directory", "{tmp}/a_file is a file"]),
     ("eval-missing-workdir", ["eval", "--workdir", "{tmp}/missing"], None,
      ["{tmp}/missing/config.json not found", "is {tmp}/missing a jgen run directory?"]),
     ("eval-missing-data", ["eval", "--workdir", "{tmp}/mnist_run"], "empty",
@@ -293,6 +308,7 @@ def cli_dirs(tmp_path, monkeypatch):
     """Run directories in tmp_path (cwd too, so nothing lands in the repository)."""
     monkeypatch.chdir(tmp_path)
     _write_config(tmp_path / "mnist_run", name="mnist", seed=0)
+    (tmp_path / "a_file").write_text("not a directory")
     (tmp_path / "broken_run").mkdir()
     (tmp_path / "broken_run" / "config.json").write_text("not json")
     return tmp_path
@@ -324,6 +340,34 @@ def test_cli_rejects_bad_input(argv, data_dir, fragments, cli_dirs, monkeypatch,
     for fragment in fragments:
         assert fragment.replace("{tmp}", tmp) in err, f"{fragment!r} not in {err!r}"
     assert not (cli_dirs / "run").exists(), "the run failed after creating its workdir"
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
+def test_sample_returns_the_requested_dtype(dtype):
+    # Documented behaviour (Flow.sample_and_log_prob): the noise is drawn in dtype and the
+    # draws and log-densities come back in it, whatever the parameters' dtype.
+    flow, variables = _flow()
+    x, log_prob = flow.apply(variables, KEY, 3, dtype=dtype, method=Flow.sample_and_log_prob)
+    assert x.dtype == dtype and log_prob.dtype == dtype
+    assert x.shape == (3, 2) and bool(jnp.all(jnp.isfinite(x)))
+
+
+def test_cli_rejects_a_read_only_workdir(tmp_path, monkeypatch, capsys):
+    # Root ignores permission bits, so the read-only directory is simulated where the CLI asks
+    # (os.access); as another user, chmod 0o555 gives the same answer.
+    import jgen.cli
+
+    read_only = tmp_path / "read_only"
+    read_only.mkdir()
+    real_access = os.access
+    denied = lambda path, mode: Path(path) != read_only and real_access(path, mode)
+    monkeypatch.setattr(jgen.cli.os, "access", denied)
+    argv = ["train", "realnvp_2d:moons", "--smoke", "--workdir", str(read_only / "run")]
+    assert _run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("jgen train: error: --workdir: expected a writable directory"), err
+    assert f"{read_only} is read-only" in err
+    assert not (read_only / "run").exists()
 
 
 def test_cli_rejects_a_non_int_num(capsys):

@@ -112,5 +112,11 @@ def random_permutation(seed_or_key: int | Array, dim: int, *, event_ndims: int =
         key = jax.random.key(int(seed_or_key))
     else:
         key = seed_or_key
+    if isinstance(key, jax.core.Tracer):
+        raise TypeError(
+            "random_permutation: seed_or_key must be concrete (an int seed or a PRNG key outside "
+            "jax.jit/vmap: the permutation is a constant of the module), got a traced value; "
+            "draw the permutation before tracing"
+        )
     perm = np.asarray(jax.random.permutation(key, dim))
     return Permute(tuple(int(i) for i in perm), event_ndims=event_ndims)

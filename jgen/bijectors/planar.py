@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jgen.bijectors.base import Bijector
 from jgen.bijectors.elementwise import _tanh_log_derivative
 from jgen.typing import Array
-from jgen.validation import ValidationError, ValidationTypeError, check_int
+from jgen.validation import ValidationError, ValidationTypeError, check_int, check_trailing_shape
 
 __all__ = ["ROOT_ITERATIONS", "Planar", "Radial", "flow_layer_class", "solve_planar_root"]
 
@@ -143,6 +143,7 @@ class Planar(_PlanarOrRadial):
     def _parameters(self, z: Array, context: Array | None) -> tuple[Array, Array, Array, Array]:
         """(w, û, b, 1 + wᵀû) in z's dtype, broadcastable against z (w, û) and z[..., 0];
         1 + wᵀû = softplus(wᵀu), or 1 when w = 0."""
+        check_trailing_shape(z, f"Planar(dim={self.dim}): input", (self.dim,))
         if self.amortized:
             w, u, b = _split_context("Planar", context, (self.dim, self.dim, 1), z)
             b = b[..., 0]
@@ -256,6 +257,7 @@ class Radial(_PlanarOrRadial):
 
     def _parameters(self, z: Array, context: Array | None) -> tuple[Array, Array, Array]:
         """(z0, α, α + β) in z's dtype; α and α + β broadcast against z[..., 0]."""
+        check_trailing_shape(z, f"Radial(dim={self.dim}): input", (self.dim,))
         if self.amortized:
             z0, alpha_raw, beta_raw = _split_context("Radial", context, (self.dim, 1, 1), z)
             alpha_raw, beta_raw = alpha_raw[..., 0], beta_raw[..., 0]

@@ -136,8 +136,11 @@ class Flow(nn.Module):
         ``num_samples`` must be a positive Python int: it sets the samples' shape, so under
         ``jax.jit`` it must be static (``static_argnames='num_samples'``); a traced value raises
         a ``TypeError`` saying so. ``dtype`` must be a real floating dtype (default: JAX's
-        default float, float64 under x64); a concrete ``context`` must be finite (not checked
-        under jit).
+        default float, float64 under x64): the base noise is drawn in it and the draws and
+        log-densities are returned in it, while the bijector computes in the promoted dtype of
+        the noise and its parameters (float16 noise through float32 parameters: float32
+        arithmetic, float16 results); a concrete ``context`` must be finite (not checked under
+        jit).
         """
         if isinstance(num_samples, jax.core.Tracer):
             raise ValidationTypeError(
@@ -161,7 +164,8 @@ class Flow(nn.Module):
             z = temperature * z
         with mode(train=train):
             x, log_det = self.bijector.forward_and_log_det(z, context)
-        return x, base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
+        log_prob = base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
+        return x.astype(dtype), log_prob.astype(dtype)
 
     def sample(
         self,

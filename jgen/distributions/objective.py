@@ -73,8 +73,8 @@ class DensityObjective:
 
     def _check_batch(self, batch) -> None:
         """The batch given to `init`: a dict with ``'x'`` (and the context entry) whose ``x``
-        has shape (*batch, *event_shape), a non-empty batch, a real dtype and, if concrete,
-        finite values."""
+        has shape (N, *event_shape) (one example axis: the training loop's metrics are per
+        example), N >= 1, a real dtype and, if concrete, finite values."""
         if not isinstance(batch, Mapping):
             raise ValidationTypeError(
                 f"batch: expected a dict with an 'x' entry, got {type(batch).__name__}"
@@ -86,7 +86,15 @@ class DensityObjective:
                 )
         x = batch["x"]
         x = x if hasattr(x, "shape") else np.asarray(x)
-        check_array(x, "batch['x']", event_shape=self.flow.event_shape, floating=False)
+        event_shape = tuple(self.flow.event_shape)
+        check_array(x, "batch['x']", event_shape=event_shape, floating=False)
+        if x.ndim != len(event_shape) + 1:
+            expected = ", ".join(map(str, ("N", *event_shape)))
+            raise ValidationError(
+                f"batch['x']: expected shape ({expected}): one example axis before the event "
+                f"shape {event_shape}, got shape {tuple(x.shape)} ({x.ndim - len(event_shape)} "
+                "example axes); reshape the data to (N, *event_shape)"
+            )
         check_finite(x, "batch['x']")
 
     def init(self, key: PRNGKey, batch):
