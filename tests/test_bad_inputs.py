@@ -55,6 +55,14 @@ def distrax_inverse(y):
     return bound.inverse_and_log_det(y)
 
 
+def _cnf_log_prob(x):
+    from jgen.cnf import MLPField, make_cnf
+
+    flow = Flow(make_cnf(MLPField((4,)), (2,)), (2,))
+    variables = flow.init(KEY, GOOD, method=Flow.log_prob)
+    return flow.apply(variables, x, method=Flow.log_prob)
+
+
 def objective_init(batch, **kw):
     return DensityObjective(_flow()[0], **kw).init(KEY, batch)
 
@@ -179,6 +187,8 @@ API_CASES = [
      ValueError, ["Planar(dim=3): input: expected shape (..., 3)", "got shape (4, 2)"]),
     ("Radial-dim", lambda: Flow(jb.Radial(dim=3), (2,)).init(KEY, GOOD, method=Flow.log_prob),
      ValueError, ["Radial(dim=3): input: expected shape (..., 3)", "got shape (4, 2)"]),
+    ("cnf-bfloat16", lambda: _cnf_log_prob(jnp.zeros((4, 2), jnp.bfloat16)), TypeError,
+     ["CNF: input must be float32 or float64 with adaptive step control", "got dtype bfloat16"]),
     ("random_permutation-traced", lambda: jax.jit(lambda k: jb.random_permutation(k, 4))(KEY),
      TypeError, ["random_permutation: seed_or_key must be concrete", "got a traced value"]),
     ("TrainConfig-steps", lambda: TrainConfig(steps=0, batch_size=8), ValueError,

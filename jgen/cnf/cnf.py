@@ -258,6 +258,14 @@ class CNF(Bijector):
             )
         if not jnp.issubdtype(x.dtype, jnp.floating):
             raise TypeError(f"CNF: input must be a floating-point array, got dtype {x.dtype}")
+        adaptive = not isinstance(self.stepsize_controller, diffrax.ConstantStepSize)
+        if adaptive and jnp.finfo(x.dtype).bits < 32:
+            # The error estimate cannot fall below rtol in half precision: the solve would run
+            # to max_steps and fail inside diffrax's runtime check.
+            raise TypeError(
+                f"CNF: input must be float32 or float64 with adaptive step control, got dtype "
+                f"{x.dtype}; cast it (x.astype(jnp.float32)) or use a constant step size"
+            )
         return tuple(x.shape[: x.ndim - n])
 
     def _unbound_field(self, dtype, context: Array | None) -> tuple[nn.Module, Any]:
