@@ -9,9 +9,11 @@ and sampling draws z ~ p_Z and returns x = f(z) with log p_X(x) = log p_Z(z) −
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
+import flax.errors
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -113,7 +115,7 @@ class Flow(nn.Module):
         self._check_events(x, "x")
         batch_shape = x.shape[: x.ndim - len(self.event_shape)]
         self._check_context(context, batch_shape)
-        with mode(train=train):
+        with mode(train=train), _context_matches_parameters(context):
             z, log_det = self.bijector.inverse_and_log_det(x, context)
         return self._base().log_prob(z) + self._check_log_det(log_det, batch_shape)
 
@@ -162,7 +164,7 @@ class Flow(nn.Module):
                     f"got {type(self.base).__name__}"
                 )
             z = temperature * z
-        with mode(train=train):
+        with mode(train=train), _context_matches_parameters(context):
             x, log_det = self.bijector.forward_and_log_det(z, context)
         log_prob = base.log_prob(z) - self._check_log_det(log_det, (num_samples,))
         return x.astype(dtype), log_prob.astype(dtype)
@@ -185,6 +187,20 @@ class Flow(nn.Module):
         self, x: Array, context: Array | None = None, *, train: bool | None = None
     ) -> Array:
         return self.log_prob(x, context, train=train)
+
+
+@contextlib.contextmanager
+def _context_matches_parameters(context: Array | None):
+    """A context (or its absence) that does not fit the parameters' shapes, e.g. a context
+    passed to a flow initialised without one: an error that names the context, not Flax's."""
+    try:
+        yield
+    except flax.errors.ScopeParamShapeError as e:
+        given = "no context" if context is None else f"a context of shape {tuple(context.shape)}"
+        raise ValidationError(
+            "context: expected the context the flow's parameters were initialised with (none, "
+            f"or one of the same size), got {given}; the parameters do not fit it ({e})"
+        ) from e
 
 
 class _DistraxBase:
