@@ -30,6 +30,10 @@ from tests.gradcheck import directional_errors, random_projection
 COMPOSITES = {"multiscale_realnvp_digits", "glow_two_levels"}
 CASES = [c for c in all_cases() if c.name not in COMPOSITES]
 RTOL = 1e-6
+# A rational-quadratic spline is C1 but its log-det is only C0 at the knots, so a central
+# difference whose stencil straddles a knot errs by O(h x the jump of the second derivative):
+# seen at 1.5e-5 relative on neural_spline_flow_half_with_context's input directions.
+SPLINE_RTOL = 1e-4
 
 
 def _forward_mode_only(bijector) -> bool:
@@ -39,6 +43,7 @@ def _forward_mode_only(bijector) -> bool:
 @pytest.mark.parametrize("name", [c.name for c in CASES])
 def test_gradients_match_finite_differences(name):
     case = next(c for c in CASES if c.name == name)
+    rtol = SPLINE_RTOL if "spline" in name else RTOL
     key = jax.random.key(zlib.crc32(name.encode()))
     with jax.enable_x64(True):
         x, context = make_inputs(case, jnp.float64)
@@ -79,5 +84,5 @@ def test_gradients_match_finite_differences(name):
             )
             err = f"{'training' if mutable else 'evaluation'} mode"
             np.testing.assert_allclose(
-                autodiff, differences, rtol=RTOL, atol=RTOL * scale, err_msg=err
+                autodiff, differences, rtol=rtol, atol=rtol * scale, err_msg=err
             )

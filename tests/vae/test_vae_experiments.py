@@ -47,6 +47,8 @@ def test_variants_not_in_the_smoke_loop_build_and_draw(variant, tmp_path):
     loss, _ = jax.jit(exp.objective.loss)(params, state, batch, jax.random.PRNGKey(1))
     assert np.isfinite(float(loss))
     if variant == "latent2":  # the figures' code is shared but for the latent-space panel
-        paths = exp.figures(types.SimpleNamespace(params=params, eval_params=params), tmp_path)
+        paths = exp.figures(
+            types.SimpleNamespace(params=params, eval_params=params, model_state=state), tmp_path
+        )
         expected = {"samples.png", "reconstructions.png", "latent_space.png"}
         assert {p.name for p in paths} == expected and all(p.is_file() for p in paths)
