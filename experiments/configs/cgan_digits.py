@@ -8,16 +8,11 @@ per test example, of that example's class, classified by the digit classifier of
 the classes covered. The README gives the number after the default 3000 steps.
 """
 
-import importlib.util
-from pathlib import Path
-
 from ml_collections import ConfigDict
 
-_spec = importlib.util.spec_from_file_location(
-    "jgen_config_gan_digits_base", Path(__file__).with_name("gan_digits.py")
-)
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from jgen.config import shared_config_module
+
+_base = shared_config_module("gan_digits")
 
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:

@@ -8,16 +8,11 @@ bits/dim (docs/flows.md). Launch: ``jgen train glow_digits``; ``jgen sample`` dr
 temperature 1 (``Flow.sample(..., temperature=T)`` in Python).
 """
 
-import importlib.util
-from pathlib import Path
-
 from ml_collections import ConfigDict
 
-_spec = importlib.util.spec_from_file_location(
-    "realnvp_digits_base", Path(__file__).with_name("realnvp_digits.py")
-)
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from jgen.config import shared_config_module
+
+_base = shared_config_module("realnvp_digits")
 
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:

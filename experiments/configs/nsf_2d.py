@@ -5,16 +5,11 @@ masks and 2x128 MLP conditioners: fewer parameters than `realnvp_2d`'s 8 affine 
 (118k against 136k). Launch: ``jgen train nsf_2d:moons``; results in docs/flows.md.
 """
 
-import importlib.util
-from pathlib import Path
-
 from ml_collections import ConfigDict
 
-_spec = importlib.util.spec_from_file_location(
-    "realnvp_2d_base", Path(__file__).with_name("realnvp_2d.py")
-)
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from jgen.config import shared_config_module
+
+_base = shared_config_module("realnvp_2d")
 ARGS = _base.ARGS
 
 

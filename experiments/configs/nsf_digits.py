@@ -7,16 +7,11 @@ Uniform dequantisation and logit pre-processing (alpha = 0.05, as `realnvp_digit
 Launch: ``jgen train nsf_digits``.
 """
 
-import importlib.util
-from pathlib import Path
-
 from ml_collections import ConfigDict
 
-_spec = importlib.util.spec_from_file_location(
-    "realnvp_digits_base", Path(__file__).with_name("realnvp_digits.py")
-)
-_base = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_base)
+from jgen.config import shared_config_module
+
+_base = shared_config_module("realnvp_digits")
 
 
 def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
