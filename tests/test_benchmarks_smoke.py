@@ -248,3 +248,29 @@ def test_spline_benchmark_quick_run_reports_every_model(tmp_path):
         assert row["median_ms_per_step"] > 0 and row["num_params"] > 0
         assert np.isfinite(row["test_nll"]) and row["steps"] == 3
     assert record["metrics"]["target"]["fastest_peer"] in (splines.FLOWJAX, splines.DISTRAX)
+
+
+def test_publish_summary_from_records_is_publishable_only_if_every_record_is(tmp_path):
+    """benchmarks/publish.py --from-records: SUMMARY.md's verdict is the records' joint verdict."""
+    from benchmarks import publish
+
+    def write(name, publishable):
+        reasons = [] if publishable else ["1-min load before the run 3.0 > 0.5 x 2 cores"]
+        load = dict(before=[0.5, 0.5, 0.5], after=[0.6, 0.5, 0.5], max_load1_during=1.2,
+                    other_cpu_share=0.0, publishable=publishable,
+                    not_publishable_because=reasons)  # fmt: skip
+        record = dict(commit="abc", date="d", load_average=load, publishable=publishable,
+                      hardware=dict(cpu="CPU", cores_available=2),
+                      versions=dict(jax="x", torch="y"))  # fmt: skip
+        (tmp_path / f"{name}.json").write_text(json.dumps(record))
+        (tmp_path / f"{name}.md").write_text(f"table of {name}")
+
+    names = [name for name, _, _ in publish.RUNS]
+    for name in names:
+        write(name, True)
+    assert publish.main(["--from-records", "--out", str(tmp_path)])["publishable"]
+    assert (tmp_path / "SUMMARY.md").read_text().startswith("# Benchmark run: publishable")
+    write(names[-1], False)
+    assert not publish.main(["--from-records", "--out", str(tmp_path)])["publishable"]
+    summary = (tmp_path / "SUMMARY.md").read_text()
+    assert summary.startswith("# Benchmark run: NOT PUBLISHABLE") and "3.0 > 0.5" in summary
