@@ -1,4 +1,4 @@
-"""Neural spline flow train step and test NLL: jgen against flowjax and distrax.
+"""Neural spline flow train step and test NLL: jgen against flowjax, distrax and zuko.
 
 The same NSF on 8gaussians (D = 2): 8 rational-quadratic spline couplings, K = 8 bins on
 [-B, B] with identity tails, 2x128 ReLU MLP conditioners, Adam(1e-3), batch 512; every model
@@ -9,9 +9,13 @@ draws its batch of step t from the same training set with the same keys:
             interval=B) (flowjax counts inner knots: K - 1 of them make K bins).
   distrax   distrax.SplitCoupling layers with distrax.RationalQuadraticSpline
             (boundary_slopes='identity') from Flax MLP conditioners.
-
-zuko (torch) is not in this script yet (left out for lack of time when it was written);
-`benchmarks/flows.py` shows how a torch peer is added.
+  zuko      (only when the optional torch extra is installed, `pip install -c constraints.txt
+            -e '.[torch]'`; skipped otherwise or with --no-torch) zuko's NSF, i.e.
+            zuko.flows.MAF with MonotonicRQSTransform(bound=B) and passes=2 (coupling),
+            torch.optim.Adam in eager mode, torch's threads pinned by `harness.configure_torch`.
+            With D = 2 and passes=2 a zuko layer also transforms the conditioning coordinate by
+            an unconditional spline (its parameters are the MADE's output biases), so it has
+            slightly more parameters than the others.
 
 Reported: ms per train step (median over interleaved repeats, `benchmarks/harness.py`) and the
 test NLL (nats, 10k points) after the same number of steps. The target (checked on a quiet
@@ -51,9 +55,14 @@ from jgen.data import sample_toy
 from jgen.distributions import Flow
 from jgen.nets import MLP
 
-JGEN, FLOWJAX, DISTRAX = "jgen", "flowjax", "distrax"
+JGEN, FLOWJAX, DISTRAX, ZUKO = "jgen", "flowjax", "distrax", "zuko"
 LAYERS, BINS, BOUND, HIDDEN, BATCH, LEARNING_RATE = 8, 8, 4.0, (128, 128), 512, 1e-3
 TARGET_SPEEDUP = 1.2
+
+
+def batch_index(t, num_examples: int) -> jax.Array:
+    """The indices of step t's batch into the training set (every model draws the same)."""
+    return jax.random.randint(jax.random.fold_in(jax.random.key(0), t), (BATCH,), 0, num_examples)
 
 
 def _adam_workload(
@@ -66,7 +75,7 @@ def _adam_workload(
     @functools.partial(jax.jit, donate_argnums=(0,))
     def step(carry):
         params, opt_state, t = carry
-        index = jax.random.randint(jax.random.fold_in(jax.random.key(0), t), (BATCH,), 0, len(data))
+        index = batch_index(t, len(data))
         loss, grads = jax.value_and_grad(lambda p: -jnp.mean(log_prob(p, data[index])))(params)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state, t + 1), loss
@@ -137,13 +146,77 @@ def distrax_model(data):
     return _adam_workload(DISTRAX, lambda p, x: model.apply({"params": p}, x), params, data)
 
 
-BUILDERS = {JGEN: jgen_model, FLOWJAX: flowjax_model, DISTRAX: distrax_model}
+def torch_available() -> bool:
+    """Whether the optional torch peer can run (torch and zuko importable)."""
+    try:
+        import torch  # noqa: F401
+        import zuko  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def run(steps: int, repeats: int, log: Callable[[str], None] = print) -> dict[str, Any]:
+class _HostBatchIndices:
+    """`batch_index` for a host (torch) loop: made by JAX 1024 steps at a time, so the timed
+    step pays one small JAX call per 1024 steps instead of one per step."""
+
+    BLOCK = 1024
+
+    def __init__(self, num_examples: int):
+        make = jax.vmap(lambda t: batch_index(t, num_examples))
+        self._make = jax.jit(lambda start: make(start + jnp.arange(self.BLOCK)))
+        self._start, self._block = None, None
+
+    def __call__(self, t: int) -> np.ndarray:
+        start = t - t % self.BLOCK
+        if start != self._start:
+            self._start, self._block = start, np.array(self._make(start))  # writable
+        return self._block[t - start]
+
+
+def zuko_model(data):
+    """zuko's NSF with bound B (module docstring), trained by torch.optim.Adam in eager mode;
+    the workload's carry is the step number."""
+    import torch
+    import zuko
+
+    harness.configure_torch()
+    torch.manual_seed(0)
+    flow = zuko.flows.MAF(
+        2, transforms=LAYERS, passes=2, hidden_features=HIDDEN, activation=torch.nn.ReLU,
+        univariate=functools.partial(zuko.transforms.MonotonicRQSTransform, bound=BOUND),
+        shapes=[(BINS,), (BINS,), (BINS - 1,)],
+    )  # fmt: skip
+    train = torch.from_numpy(np.array(data))  # a writable host copy
+    indices = _HostBatchIndices(len(data))
+    optimizer = torch.optim.Adam(flow.parameters(), lr=LEARNING_RATE)
+
+    def step(t):
+        optimizer.zero_grad()
+        loss = -flow().log_prob(train[torch.from_numpy(indices(t))]).mean()
+        loss.backward()
+        optimizer.step()
+        return t + 1, loss.item()  # a host float: the step has finished (torch CPU is eager)
+
+    def nll(t, x):
+        with torch.no_grad():
+            return -flow().log_prob(torch.from_numpy(np.array(x))).mean().item()
+
+    size = sum(p.numel() for p in flow.parameters() if p.requires_grad)
+    return harness.Workload(ZUKO, step, 0, {"num_params": int(size)}), nll
+
+
+JAX_BUILDERS = {JGEN: jgen_model, FLOWJAX: flowjax_model, DISTRAX: distrax_model}
+BUILDERS = {**JAX_BUILDERS, **({ZUKO: zuko_model} if torch_available() else {})}
+
+
+def run(
+    steps: int, repeats: int, *, torch: bool = True, log: Callable[[str], None] = print
+) -> dict[str, Any]:
     train = jnp.asarray(sample_toy("8gaussians", 50_000, seed=0), jnp.float32)
     test = jnp.asarray(sample_toy("8gaussians", 10_000, seed=1), jnp.float32)
-    built = {name: build(train) for name, build in BUILDERS.items()}
+    builders = BUILDERS if torch else JAX_BUILDERS
+    built = {name: build(train) for name, build in builders.items()}
     workloads = [w for w, _ in built.values()]
     compile_s = {w.name: harness.time_first_call(w) for w in workloads}
     per_repeat = max(1, (steps - 1) // repeats)
@@ -177,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="3 steps, 2 repeats (smoke test)")
+    parser.add_argument("--no-torch", action="store_true", help="leave out the torch peer (zuko)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     steps, repeats = (3, 2) if args.quick else (args.steps, args.repeats)
@@ -185,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         learning_rate=LEARNING_RATE, steps=steps, repeats=repeats, data="8gaussians",
     )  # fmt: skip
     with harness.LoadMonitor() as monitor:
-        metrics = run(steps, repeats)
+        metrics = run(steps, repeats, torch=not args.no_torch)
     name = "splines_quick.json" if args.quick else "splines.json"
     record = harness.write_record(
         args.out / name, config=config, metrics=metrics, load=monitor.summary()

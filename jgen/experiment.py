@@ -126,9 +126,15 @@ def _flow_bijector(model: ConfigDict, dataset: Dataset) -> jb.Bijector:
         )
     elif kind in ("nsf", "maf"):
         layers.append(_vector_flow(kind, model, shape))
+    elif kind == "glow" and len(shape) == 1:  # Glow's step on vectors
+        layers.append(
+            jb.glow_vector(
+                shape[0], num_steps=model.num_steps, hidden_dims=tuple(model.hidden_dims)
+            )
+        )
     elif kind == "glow":
         if not image:
-            raise ValueError("model.kind='glow' needs image data (H, W, C)")
+            raise ValueError("model.kind='glow' needs vectors (D,) or images (H, W, C)")
         layers.append(
             jb.glow(
                 shape,

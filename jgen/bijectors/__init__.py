@@ -25,7 +25,7 @@ from jgen.bijectors.planar import Planar, Radial
 # Coupling, multi-scale and ready-made RealNVP flows are exported below this line.
 # isort: split
 from jgen.bijectors.coupling import AffineCoupling, SplineCoupling
-from jgen.bijectors.glow import glow
+from jgen.bijectors.glow import glow, glow_vector
 from jgen.bijectors.multiscale import FactorOut, Reshape, Squeeze, multiscale
 from jgen.bijectors.realnvp import multiscale_realnvp, neural_spline_flow, realnvp
 from jgen.bijectors.spline import RationalQuadraticSpline
@@ -37,6 +37,7 @@ from jgen.bijectors.autoregressive import (
     MaskedAutoregressive,
     masked_autoregressive_flow,
 )
+from jgen.bijectors.block_naf import BlockNeuralAutoregressive
 
 # Residual flows (i-ResNet / Residual Flows) and spectral normalisation are exported below.
 # isort: split
@@ -58,6 +59,7 @@ __all__ = [
     "AffineCoupling",
     "BatchNorm",
     "Bijector",
+    "BlockNeuralAutoregressive",
     "Chain",
     "Conv1x1",
     "ExactLogDet",
@@ -88,6 +90,7 @@ __all__ = [
     "Squeeze",
     "Tanh",
     "glow",
+    "glow_vector",
     "is_training",
     "masked_autoregressive_flow",
     "mode",

@@ -16,6 +16,10 @@ data side:
 so the latent has the data's shape and the whole model is one bijector with one log-det (the
 final Squeeze only reorders latents, which leaves a standard normal base unchanged). Sampling at
 a temperature T (z ~ N(0, T² I)) is `Flow.sample(..., temperature=T)`.
+
+`glow_vector` is the same step on vectors (D,): ActNorm → `LULinear` (the dense analogue of the
+1×1 convolution) → affine coupling ('alternating' mask, MLP conditioners), with no squeeze or
+levels; e.g. the "Glow" of the 2-D toy comparisons in docs/flows.md.
 """
 
 from __future__ import annotations
@@ -25,12 +29,13 @@ from typing import Any
 
 from jgen.bijectors.base import Bijector, Chain, Inverse
 from jgen.bijectors.coupling import AffineCoupling
-from jgen.bijectors.linear import Conv1x1
+from jgen.bijectors.linear import Conv1x1, LULinear
 from jgen.bijectors.multiscale import FactorOut, Squeeze
 from jgen.bijectors.normalization import ActNorm
+from jgen.bijectors.realnvp import realnvp
 from jgen.validation import check_int
 
-__all__ = ["glow"]
+__all__ = ["glow", "glow_vector"]
 
 
 def glow(
@@ -82,3 +87,28 @@ def glow(
         return Chain([Inverse(Squeeze()), *steps, FactorOut(deeper, factored="first"), Squeeze()])
 
     return level(shape, 0)
+
+
+def glow_vector(
+    event_dim: int,
+    *,
+    num_steps: int = 8,
+    hidden_dims: Sequence[int] = (128, 128),
+    context_dim: int | None = None,
+    zero_init_last: bool = True,
+    param_dtype: Any = None,
+) -> Chain:
+    """Glow's step on vectors of size ``event_dim``: ``num_steps`` × (ActNorm → `LULinear` →
+    affine coupling with an ``MLP(hidden_dims)`` conditioner, parities alternating), listed from
+    the data side. It is `realnvp` with ActNorm and a learned invertible linear map on the data
+    side of every coupling; the options are `realnvp`'s."""
+    check_int(event_dim, "event_dim", minimum=2, owner="glow_vector")
+    check_int(num_steps, "num_steps", minimum=1, owner="glow_vector")
+
+    def mixing() -> Bijector:
+        return Chain([ActNorm(event_ndims=1), LULinear(event_dim)])
+
+    return realnvp(
+        event_dim, num_layers=num_steps, hidden_dims=hidden_dims, context_dim=context_dim,
+        normalization=mixing, zero_init_last=zero_init_last, param_dtype=param_dtype,
+    )  # fmt: skip
