@@ -21,7 +21,7 @@ a shared machine:
 
     nice -n 10 python -m experiments.flows_matched [--only realnvp_2d:moons ...] [--force]
 
-then ``jgen report`` to rebuild docs/results.md.
+then ``jgen report`` to rebuild docs/results.md; ``--table`` prints the table of docs/flows.md.
 """
 
 from __future__ import annotations
@@ -118,12 +118,45 @@ def train(experiment: str, overrides: Sequence[str], group: str, path: Path) -> 
     return record
 
 
+NAMES = {"realnvp": "RealNVP", "nsf": "NSF", "maf": "MAF (affine)", "glow": "Glow"}
+
+
+def table() -> str:
+    """The markdown table of the records in `RECORDS`: a row per data set (toys in nats, digits
+    in bits/dim), a column per model with its parameter count, the best value in bold."""
+    records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
+    cells: dict[str, dict[str, tuple[float, int]]] = {}
+    for r in records:
+        m = r["metrics"]
+        kind = m["model"].partition("_")[0]
+        value = m.get("test NLL", m.get("test bits/dim"))
+        label = m["data"] + (" (bits/dim)" if "test bits/dim" in m else " (nats)")
+        cells.setdefault(label, {})[kind] = (value, m["num_params"])
+    lines = ["| data set | " + " | ".join(NAMES.values()) + " |", "| --- |" + " ---: |" * 4]
+    for label, row in cells.items():
+        best = min(v for v, _ in row.values())
+        parts = []
+        for kind in NAMES:
+            if kind not in row:
+                parts.append("")
+                continue
+            value, size = row[kind]
+            text = f"{value:.3f}"
+            parts.append(f"{f'**{text}**' if value == best else text} ({size:,})")
+        lines.append(f"| {label} | " + " | ".join(parts) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="experiments to run (default: all)")
     parser.add_argument("--force", action="store_true", help="rerun runs that have a record")
     parser.add_argument("--counts", action="store_true", help="print parameter counts only")
+    parser.add_argument("--table", action="store_true", help="print the records' table only")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table())
+        return
     for index, (experiment, overrides, group) in enumerate(runs()):
         if args.only and experiment not in args.only:
             continue

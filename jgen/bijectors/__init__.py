@@ -37,7 +37,7 @@ from jgen.bijectors.autoregressive import (
     MaskedAutoregressive,
     masked_autoregressive_flow,
 )
-from jgen.bijectors.block_naf import BlockNeuralAutoregressive
+from jgen.bijectors.block_naf import BlockNeuralAutoregressive, block_neural_autoregressive_flow
 
 # Residual flows (i-ResNet / Residual Flows) and spectral normalisation are exported below.
 # isort: split
@@ -89,6 +89,7 @@ __all__ = [
     "SplineCoupling",
     "Squeeze",
     "Tanh",
+    "block_neural_autoregressive_flow",
     "glow",
     "glow_vector",
     "is_training",

@@ -29,7 +29,7 @@ interleaves `Reverse`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -193,11 +193,22 @@ def masked_autoregressive_flow(
     with `Reverse` between consecutive layers so that each sees the other order.
     ``layer_options`` go to every layer (hidden_dims, transformer, num_bins, bound,
     context_dim, ...)."""
-    check_int(num_layers, "num_layers", minimum=1, owner="masked_autoregressive_flow")
     cls = InverseAutoregressive if inverse else MaskedAutoregressive
+    return autoregressive_stack(
+        "masked_autoregressive_flow", lambda: cls(event_dim, **layer_options), num_layers,
+        reverse_between,
+    )  # fmt: skip
+
+
+def autoregressive_stack(
+    owner: str, make_layer: Callable[[], Bijector], num_layers: int, reverse_between: bool
+) -> Chain:
+    """``num_layers`` layers from ``make_layer()``, with `Reverse` between consecutive ones
+    when ``reverse_between`` (each autoregressive layer then sees the other order)."""
+    check_int(num_layers, "num_layers", minimum=1, owner=owner)
     layers: list[Bijector] = []
     for i in range(num_layers):
         if i and reverse_between:
             layers.append(Reverse())
-        layers.append(cls(event_dim, **layer_options))
+        layers.append(make_layer())
     return Chain(layers)

@@ -2,7 +2,7 @@
 
 One network g: R^D → R^D is the whole transformation, monotone in x_d and autoregressive
 (g_d depends on x_≤d only). Every coordinate owns a block of ``block_dim`` hidden units in each of
-``num_layers`` hidden layers; a layer is h' = W h + b with W block lower-triangular:
+``depth`` hidden layers; a layer is h' = W h + b with W block lower-triangular:
 
     W = diag(exp(log_g)) · W̃ / ‖W̃_row‖,   W̃[block d, block e] = exp(V_de)  if e = d,
                                                                  V_de       if e < d,
@@ -42,13 +42,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jgen.bijectors.base import Bijector
+from jgen.bijectors.autoregressive import autoregressive_stack
+from jgen.bijectors.base import Bijector, Chain
 from jgen.typing import Array
 from jgen.validation import check_int, check_number, check_trailing_shape
 
 __all__ = [
     "BlockNeuralAutoregressive",
     "block_autoregressive_network",
+    "block_neural_autoregressive_flow",
     "solve_block_autoregressive_network",
 ]
 
@@ -166,7 +168,7 @@ class BlockNeuralAutoregressive(Bijector):
     is one pass of the block network, the forward (sampling) a bisection per coordinate.
 
     block_dim:   hidden units per coordinate in each hidden layer.
-    num_layers:  hidden layers (≥ 1); the network has num_layers + 1 linear maps.
+    depth:       hidden layers (≥ 1); the network has depth + 1 linear maps.
     slope:       α of the activation tanh(h) + α·h (> 0: the map is onto R^D).
     context_dim: if set, a context of that size is required; None uses a context whenever one
                  is given.
@@ -175,7 +177,7 @@ class BlockNeuralAutoregressive(Bijector):
 
     event_dim: int
     block_dim: int = 8
-    num_layers: int = 1
+    depth: int = 1
     slope: float = 0.01
     context_dim: int | None = None
     param_dtype: Any = None
@@ -186,14 +188,14 @@ class BlockNeuralAutoregressive(Bijector):
         owner = type(self).__name__
         check_int(self.event_dim, "event_dim", minimum=1, owner=owner)
         check_int(self.block_dim, "block_dim", minimum=1, owner=owner)
-        check_int(self.num_layers, "num_layers", minimum=1, owner=owner)
+        check_int(self.depth, "depth", minimum=1, owner=owner)
         check_number(self.slope, "slope", owner=owner)
         if self.context_dim is not None:
             check_int(self.context_dim, "context_dim", minimum=1, owner=owner)
         super().__post_init__()
 
     def _widths(self) -> list[int]:
-        return [1, *([self.block_dim] * self.num_layers), 1]
+        return [1, *([self.block_dim] * self.depth), 1]
 
     def setup(self):
         dtype = self.param_dtype or jax.dtypes.canonicalize_dtype(float)
@@ -244,3 +246,17 @@ class BlockNeuralAutoregressive(Bijector):
         self._check(x, context)
         layers, shift = self._network(context)
         return solve_block_autoregressive_network(layers, x, shift, self.slope)
+
+
+def block_neural_autoregressive_flow(
+    event_dim: int, *, num_layers: int = 1, reverse_between: bool = True, **layer_options: Any
+) -> Chain:
+    """``num_layers`` B-NAF layers on vectors of size ``event_dim`` with `Reverse` between
+    consecutive layers; ``layer_options`` go to every layer (block_dim, depth, slope,
+    context_dim, param_dtype)."""
+    return autoregressive_stack(
+        "block_neural_autoregressive_flow",
+        lambda: BlockNeuralAutoregressive(event_dim, **layer_options),
+        num_layers,
+        reverse_between,
+    )
