@@ -82,8 +82,8 @@ class TrainConfig:
     ``num_seeds``: train the runs of seeds ``seed .. seed + num_seeds - 1`` together, vmapped.
     ``learning_rate_scales``: instead, train one member per scale s, each the run whose updates
     are scaled by s (the learning rate times s), together, vmapped, from the same seed.
-    ``nonfinite_guard``: how the step skips a non-finite update, ``'cond'`` (a `lax.cond`,
-    the default) or ``'select'`` (a `jnp.where` per leaf: no host round trip on a GPU; see
+    ``nonfinite_guard``: how the step skips a non-finite update, ``'select'`` (the default: a
+    `jnp.where` per leaf fused into the update) or ``'cond'`` (the check in a `lax.cond`; see
     `jgen.train.step.make_train_step`).
     """
 
@@ -101,7 +101,7 @@ class TrainConfig:
     num_devices: int = 0
     num_seeds: int = 1
     learning_rate_scales: tuple[float, ...] = ()
-    nonfinite_guard: str = "cond"
+    nonfinite_guard: str = "select"
 
     def __post_init__(self):
         for name in (
