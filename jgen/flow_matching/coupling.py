@@ -2,20 +2,27 @@
 
 A coupling re-pairs a batch of noise x0 (n, *event) with a batch of data x1 (n, *event): it
 returns x0 re-ordered (or re-drawn from the batch) so that row j is paired with x1_j. Each is a
-frozen dataclass called as ``coupling(key, x0, x1) -> x0_paired``; every one is pure JAX, so it
-is jitted with the train step and, under the data-parallel trainer, computed over the GLOBAL
-batch (XLA inserts the gathers; the pairing is the one-device pairing of the same batch). The
-pairing is a constant for autodiff.
+frozen dataclass called as ``coupling(key, x0, x1) -> x0_paired``; every one is jitted with the
+train step (pure JAX, but for the scipy solver's ``pure_callback``) and, under the data-parallel
+trainer, computed over the GLOBAL batch (XLA inserts the gathers; the pairing is the one-device
+pairing of the same batch, tested for every solver). The pairing is a constant for autodiff.
 
 ``Independent()`` — q(x0, x1) = q0(x0) q1(x1): the pairs as drawn (I-CFM).
 
 ``ExactOT()`` — mini-batch optimal transport (Tong et al. 2023, OT-CFM; Pooladian et al. 2023).
 For uniform weights the exact optimal plan for the squared Euclidean cost is a permutation
-(Birkhoff–von Neumann), σ* = argmin_σ Σ_j ||x0_σ(j) − x1_j||², found here by the
+(Birkhoff–von Neumann), σ* = argmin_σ Σ_j ||x0_σ(j) − x1_j||², found by the
 shortest-augmenting-path Hungarian algorithm (Kuhn–Munkres with Jonker–Volgenant's dual updates,
-O(n³)) written in `lax` loops: exact for any real costs (up to floating-point rounding of the
-duals), no host round trip. Its loops are sequential (n augmentations, each a Dijkstra-like scan
-over columns), so it suits small batches; ``Sinkhorn`` is the fast one at large n.
+O(n³)): ``solver='hungarian'`` runs it in `lax` loops on the device (exact for any real costs up
+to floating-point rounding of the duals; no host round trip), ``solver='host'`` is scipy's
+``linear_sum_assignment`` (the same algorithm in C++) through ``jax.pure_callback``.
+``solver='auto'`` (the default) takes 'host' when the computation runs on a CPU backend in one
+process (there the host IS the device: no transfer) and 'hungarian' otherwise. The reason is
+measured: the algorithm's Dijkstra scans are sequential (n augmentations; thousands of scan
+steps at n = 256 on the 2-D toys), and one `lax` scan step costs a few µs on a CPU (XLA loop
+and kernel overheads) against about 1 µs in scipy: at batch 256 the `lax` loops took 35-50 ms
+and scipy 10-14 ms on our 2-core CPU (load 1.4-4). Either way exact OT is O(n³): ``Sinkhorn``
+is the fast coupling at large n.
 
 ``Sinkhorn(epsilon, ...)`` — entropic OT (Cuturi 2013): the plan
 
@@ -59,10 +66,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from jgen.typing import Array, PRNGKey
-from jgen.validation import ValidationError, check_int, check_number
+from jgen.validation import ValidationError, check_choice, check_int, check_number
 
 __all__ = [
     "COUPLINGS",
+    "EXACT_SOLVERS",
     "Coupling",
     "ExactOT",
     "HostExactOT",
@@ -74,6 +82,7 @@ __all__ = [
     "make_coupling",
     "ot_permutation",
     "pairwise_sq_distances",
+    "resolve_exact_solver",
     "sinkhorn_log_plan",
     "squared_distances",
 ]
@@ -221,11 +230,35 @@ class Independent(Coupling):
         return x0
 
 
+EXACT_SOLVERS = ("auto", "hungarian", "host")
+
+
+def resolve_exact_solver(solver: str) -> str:
+    """'hungarian' or 'host' for ``solver`` ('auto': 'host' on a single-process CPU backend,
+    where scipy is the faster implementation and the host is the device; 'hungarian' else)."""
+    check_choice(solver, "solver", EXACT_SOLVERS, owner="ExactOT")
+    if solver != "auto":
+        return solver
+    on_host = jax.default_backend() == "cpu" and jax.process_count() == 1
+    return "host" if on_host else "hungarian"
+
+
 @dataclasses.dataclass(frozen=True)
 class ExactOT(Coupling):
-    """The exact mini-batch OT permutation, on the device (`hungarian_permutation`)."""
+    """The exact mini-batch OT permutation (module docstring).
+
+    solver: 'auto' (default), 'hungarian' (`hungarian_permutation`: `lax` loops on the device)
+            or 'host' (scipy through ``jax.pure_callback``, as `HostExactOT`).
+    """
+
+    solver: str = "auto"
+
+    def __post_init__(self):
+        check_choice(self.solver, "solver", EXACT_SOLVERS, owner="ExactOT")
 
     def pairing(self, key, x0, x1):
+        if resolve_exact_solver(self.solver) == "host":
+            return HostExactOT().pairing(key, x0, x1)
         return ot_permutation(x0, x1)
 
 
@@ -233,13 +266,17 @@ class ExactOT(Coupling):
 class Sinkhorn(Coupling):
     """Pairs drawn from the entropic OT plan, conditionally on each data point.
 
-    epsilon:        the entropic regularisation ε (> 0).
+    epsilon:        the entropic regularisation ε (> 0). The default 0.05 of the mean cost
+                    converges in about 40 iterations at batch 256 on the 2-D toys, with a plan
+                    whose transport cost is within 13% of the exact optimum; 0.02 (within 5%)
+                    takes about 2.5x the iterations, and the former default 0.01 about 5x the
+                    time, slower than scipy's exact assignment on a CPU.
     relative:       ε is a fraction of the batch's mean cost (default) or absolute.
     sample:         draw i ~ π_{·j} (default) or take i = argmax_i π_ij.
     threshold, max_iterations: Sinkhorn's stopping rule (marginal error, iterations).
     """
 
-    epsilon: float = 0.01
+    epsilon: float = 0.05
     relative: bool = True
     sample: bool = True
     threshold: float = 1e-3

@@ -1,4 +1,5 @@
-"""Moser flow (Rozen, Grover, Nickel & Lipman 2021) on the box B = [−L, L]^D.
+"""Moser flow (Rozen, Grover, Nickel & Lipman 2021) on the box B = [−L, L]^D, and on any domain
+with a uniform prior that has no boundary (the sphere S²: `jgen.flow_matching.sphere`).
 
 The model density is the prior minus a divergence,
 
@@ -27,6 +28,14 @@ so the flow of v_t from t = 0 to t = 1 carries ν to μ. `MoserVelocity` is v_t 
 field (μ_t clamped below at ε where μ < 0); samples are `jgen.cnf.CNF`'s forward solve of
 uniform draws on B, whose log-det also gives log μ(x1) = log ν − log|det ∂x1/∂x0| (a test
 checks this against μ itself).
+
+**Other domains.** The construction needs a uniform prior ν = 1/vol(M) on a domain M and a
+field u whose flux through ∂M vanishes; then ∫_M μ = 1 − ∮_∂M u·n = 1. ``prior`` is that
+uniform distribution (`UniformBox`, the default, or `sphere.UniformSphere`): it gives ν, the
+draws of the penalty and of sampling, and the support outside which μ = 0. On S² (no boundary)
+any tangent field does, e.g. `sphere.SphereField`; the divergence is then the Riemannian one,
+which for a field tangent in a neighbourhood of S² equals the ambient trace computed here (see
+`jgen.flow_matching.sphere`).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import diffrax
 import flax.linen as nn
@@ -45,9 +55,23 @@ import numpy as np
 from jgen.cnf import CNF, ExactTrace, summarize_stats
 from jgen.nets import MLP, SMOOTH_ACTIVATIONS, resolve_activation
 from jgen.typing import Array, PRNGKey
-from jgen.validation import check_number
+from jgen.validation import check_int, check_number
 
-__all__ = ["BoxField", "MoserObjective", "MoserVelocity", "field_and_divergence"]
+__all__ = [
+    "BoxField",
+    "MoserObjective",
+    "MoserVelocity",
+    "UniformBox",
+    "field_and_divergence",
+    "smooth_mlp",
+]
+
+
+def smooth_mlp(owner: str, hidden_dims: Sequence[int], out_dim: int, activation, dtype) -> MLP:
+    """The network g of a Moser field: an `MLP` with a smooth activation (μ involves the first
+    derivatives of u, and sampling their derivatives)."""
+    act = resolve_activation(owner, activation, choices=SMOOTH_ACTIVATIONS)
+    return MLP(tuple(hidden_dims), out_dim, activation=act, param_dtype=dtype, name="net")
 
 
 def field_and_divergence(f: Callable[[Array], Array], x: Array) -> tuple[Array, Array]:
@@ -87,8 +111,7 @@ class BoxField(nn.Module):
         scale = self.output_scale
         if scale is None:
             scale = self.half_width / (2 * self.half_width) ** dim
-        act = resolve_activation("BoxField", self.activation, choices=SMOOTH_ACTIVATIONS)
-        g = MLP(self.hidden_dims, dim, activation=act, param_dtype=x.dtype, name="net")
+        g = smooth_mlp("BoxField", self.hidden_dims, dim, self.activation, x.dtype)
         s = x / self.half_width
         return (scale * (1.0 - jnp.square(s)) * g(s)).astype(x.dtype)
 
@@ -116,12 +139,45 @@ class MoserVelocity(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class MoserObjective:
-    """Moser flow on [−L, L]^dim with a uniform prior (see the module docstring).
+class UniformBox:
+    """The uniform distribution on [−L, L]^dim: Moser flow's default prior."""
 
-    field:    the network u (a `BoxField` with the same L, or any module whose normal component
-              vanishes on the box: otherwise μ is not normalised).
-    dim:      D, the event size (events are flat vectors (D,)).
+    half_width: float
+    dim: int
+
+    def __post_init__(self):
+        check_number(self.half_width, "half_width", owner="UniformBox")
+        check_int(self.dim, "dim", minimum=1, owner="UniformBox")
+
+    @property
+    def event_shape(self) -> tuple[int]:
+        return (self.dim,)
+
+    @property
+    def volume(self) -> float:
+        return (2.0 * self.half_width) ** self.dim
+
+    def log_prob(self, x: Array) -> Array:
+        inside = self.contains(x)
+        return jnp.where(inside, -math.log(self.volume), -jnp.inf).astype(x.dtype)
+
+    def contains(self, x: Array) -> Array:
+        return jnp.all(jnp.abs(x) <= self.half_width, axis=-1)
+
+    def sample(self, key: PRNGKey, sample_shape, dtype=jnp.float32) -> Array:
+        L = self.half_width
+        return jax.random.uniform(key, (*sample_shape, self.dim), dtype, -L, L)
+
+
+@dataclasses.dataclass(frozen=True)
+class MoserObjective:
+    """Moser flow with a uniform prior (see the module docstring).
+
+    field:    the network u: a `BoxField` with the same L as the box, or any module whose flux
+              through the domain's boundary vanishes (otherwise μ is not normalised); on S² a
+              tangent field (`sphere.SphereField`).
+    dim:      D, the event size (events are flat vectors (D,)); default: the prior's (2 for
+              the default box).
     eps:      ε of μ₊ and μ₋.
     penalty:  λ, the weight of the positivity penalty λ ∫ μ₋.
     rtol, atol: tolerances of the sampling solve (Tsit5, adaptive).
@@ -131,27 +187,43 @@ class MoserObjective:
     """
 
     field: nn.Module
-    dim: int = 2
+    dim: int | None = None
     eps: float = 1e-5
     penalty: float = 1.0
     rtol: float = 1e-5
     atol: float = 1e-5
     max_steps: int = 1000
+    prior: Any = None
+    """The uniform prior on the domain (``volume``, ``contains``, ``sample(key, shape,
+    dtype)``, ``event_shape``); default `UniformBox` (the field's half_width, ``dim``)."""
 
     def __post_init__(self):
-        if not isinstance(getattr(self.field, "half_width", None), numbers.Real):
-            raise TypeError("MoserObjective: field must have a half_width (e.g. a BoxField)")
+        if self.prior is None:
+            if not isinstance(getattr(self.field, "half_width", None), numbers.Real):
+                raise TypeError(
+                    "MoserObjective: field must have a half_width (e.g. a BoxField), or give "
+                    "the prior (e.g. sphere.UniformSphere() with a sphere.SphereField)"
+                )
+            box = UniformBox(float(self.field.half_width), 2 if self.dim is None else self.dim)
+            object.__setattr__(self, "prior", box)
+        prior_dim = self.prior.event_shape[-1]
+        if self.dim is not None and self.dim != prior_dim:
+            raise ValueError(
+                f"MoserObjective: dim must be the prior's event size {prior_dim}, got {self.dim}"
+            )
+        object.__setattr__(self, "dim", prior_dim)
         check_number(self.eps, "eps", owner="MoserObjective")
         if isinstance(self.penalty, bool) or not self.penalty >= 0:
             raise ValueError(f"MoserObjective: penalty must be >= 0, got {self.penalty!r}")
 
     @property
     def half_width(self) -> float:
-        return float(self.field.half_width)
+        """L of the box prior (an AttributeError for other domains)."""
+        return float(self.prior.half_width)
 
     @property
     def volume(self) -> float:
-        return (2 * self.half_width) ** self.dim
+        return float(self.prior.volume)
 
     @property
     def prior_density(self) -> float:
@@ -159,10 +231,9 @@ class MoserObjective:
 
     # Densities -------------------------------------------------------------------------------
     def density(self, params, x: Array) -> Array:
-        """μ(x) = ν − div u(x) inside the box, 0 outside; x: (..., D) -> (...)."""
+        """μ(x) = ν − div u(x) on the domain, 0 outside; x: (..., D) -> (...)."""
         _, div = field_and_divergence(lambda z: self.field.apply({"params": params}, z), x)
-        inside = jnp.all(jnp.abs(x) <= self.half_width, axis=-1)
-        return jnp.where(inside, self.prior_density - div, 0.0)
+        return jnp.where(self.prior.contains(x), self.prior_density - div, 0.0)
 
     def log_density(self, params, x: Array) -> Array:
         """log μ₊(x) = log max(μ(x), ε): the model log-density where μ >= ε."""
@@ -170,8 +241,7 @@ class MoserObjective:
 
     def sample_prior(self, key: PRNGKey, num: int, dtype=None) -> Array:
         dtype = jnp.result_type(float) if dtype is None else dtype
-        L = self.half_width
-        return jax.random.uniform(key, (num, self.dim), dtype, -L, L)
+        return self.prior.sample(key, (num,), dtype)
 
     # Objective -------------------------------------------------------------------------------
     def init(self, key: PRNGKey, batch):

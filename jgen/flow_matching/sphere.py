@@ -19,6 +19,13 @@ the constant-speed geodesic from x0 to x1 and its velocity (tangent at x_t). Wit
 `FlowMatchingObjective(cnf, path=GeodesicPath(), base=UniformSphere())` everything else —
 exact likelihood, one-solve sampling — is the Euclidean code.
 
+**Moser flow on S²** (`jgen.flow_matching.moser`): μ = ν − div_{S²} u with ν = 1/(4π) and
+u = `SphereField`, s P(x) g(x) for an MLP g on R³. S² has no boundary, so ∫_{S²} div u dA = 0
+(divergence theorem) and ∫ μ dA = 1 for every parameter value; div_{S²} u is the ambient trace
+of ∂u/∂x on S², as above. `MoserObjective(SphereField(...), prior=UniformSphere())` then trains
+with the positivity penalty against uniform draws on S², evaluates −log max(μ, ε) without an
+ODE, and samples by the flow of u / ((1 − t) ν + t μ), tangent too, so samples stay on S².
+
 **Data.** `VonMisesFisherMixture(means, concentrations, weights)`: f(x) = Σ_k w_k C(κ_k)
 exp(κ_k μ_kᵀx), C(κ) = κ / (4π sinh κ) (closed form on S²), sampled exactly (Wood 1994:
 w = μᵀx = 1 + log(u + (1 − u) e^{−2κ})/κ, the rest uniform on the circle), its entropy
@@ -30,19 +37,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jgen.flow_matching.moser import smooth_mlp
 from jgen.flow_matching.paths import ProbabilityPath
+from jgen.nets import SMOOTH_ACTIVATIONS, resolve_activation
 from jgen.typing import Array, PRNGKey
-from jgen.validation import ValidationError, check_int
+from jgen.validation import ValidationError, check_int, check_number
 
 __all__ = [
     "FOUR_VMF",
     "GeodesicPath",
+    "SphereField",
     "TangentField",
     "UniformSphere",
     "VonMisesFisherMixture",
@@ -70,13 +81,48 @@ class TangentField(nn.Module):
         return tangent_projection(z, self.field(z, t, context))
 
 
+class SphereField(nn.Module):
+    """u(x) = s P(x) g(x), g an MLP on R³: a tangent field on S², Moser flow's u (no time).
+
+    hidden_dims:  widths of g's hidden layers.
+    output_scale: s (default ν = 1/(4π): div u then starts on the scale of the prior).
+    activation:   g's smooth activation ('tanh' default, 'softplus', 'silu', ... or a callable).
+    """
+
+    hidden_dims: Sequence[int]
+    output_scale: float | None = None
+    activation: str | Callable[[Array], Array] = "tanh"
+
+    def __post_init__(self):
+        if self.output_scale is not None:
+            check_number(self.output_scale, "output_scale", owner="SphereField")
+        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        resolve_activation("SphereField", self.activation, choices=SMOOTH_ACTIVATIONS)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        if x.shape[-1] != 3:
+            raise ValidationError(f"SphereField: points must be (..., 3), got {x.shape}")
+        scale = 1.0 / (4.0 * math.pi) if self.output_scale is None else self.output_scale
+        g = smooth_mlp("SphereField", self.hidden_dims, 3, self.activation, x.dtype)
+        return (scale * tangent_projection(x, g(x))).astype(x.dtype)
+
+
 class UniformSphere:
-    """The uniform distribution on S² (density 1/(4π) w.r.t. area), as a `Flow` base."""
+    """The uniform distribution on S² (density 1/(4π) w.r.t. area), as a `Flow` base and as
+    Moser flow's prior."""
 
     event_shape = (3,)
+    volume = 4.0 * math.pi
+    radius_tolerance = 1e-3
 
     def log_prob(self, z: Array) -> Array:
-        return jnp.full(z.shape[:-1], -math.log(4.0 * math.pi), z.dtype)
+        return jnp.full(z.shape[:-1], -math.log(self.volume), z.dtype)
+
+    def contains(self, z: Array) -> Array:
+        """Whether z is on S² (| |z| − 1 | <= radius_tolerance)."""
+        return jnp.abs(jnp.linalg.norm(z, axis=-1) - 1.0) <= self.radius_tolerance
 
     def sample(self, key: PRNGKey, sample_shape, dtype=jnp.float32) -> Array:
         return _unit(jax.random.normal(key, (*sample_shape, 3), dtype))

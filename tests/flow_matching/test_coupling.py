@@ -1,7 +1,7 @@
 """On-device couplings: the Hungarian permutation against scipy, the Sinkhorn plan converging to
 the exact assignment as ε shrinks, pairs drawn from the plan's conditionals, the pairing of a
-batch sharded over 4 devices equal to the one-device pairing, and no host callback on the
-default path."""
+batch sharded over 4 devices equal to the one-device pairing, and the exact solvers on the
+device (no host callback) and on the host (scipy, the default on a CPU backend)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from jgen.flow_matching import (
     sinkhorn_log_plan,
     squared_distances,
 )
+from jgen.flow_matching.coupling import resolve_exact_solver
 from jgen.parallel.mesh import data_mesh, data_sharding
 from jgen.validation import ValidationError
 
@@ -102,8 +103,8 @@ def test_sinkhorn_draws_pairs_from_the_column_conditionals():
 
 @pytest.mark.parametrize(
     "coupling",
-    [ExactOT(), Sinkhorn(), SchrodingerBridge(sigma=0.5)],
-    ids=["exact", "sinkhorn", "sb"],
+    [ExactOT(solver="hungarian"), ExactOT(solver="host"), Sinkhorn(), SchrodingerBridge(sigma=0.5)],
+    ids=["exact", "exact_host", "sinkhorn", "sb"],
 )
 def test_pairing_over_four_devices_equals_the_one_device_pairing(coupling):
     assert jax.device_count() >= 4
@@ -119,18 +120,27 @@ def test_pairing_over_four_devices_equals_the_one_device_pairing(coupling):
     np.testing.assert_array_equal(np.asarray(paired), x0[single])
 
 
-def test_default_flow_matching_step_has_no_host_callback():
-    objective = FlowMatchingObjective(CNF(MLPField((8,)), (2,)), coupling="ot")
+def test_exact_solvers_on_the_device_or_the_host_and_the_default_per_backend():
+    cnf = CNF(MLPField((8,)), (2,))
     x = jnp.ones((8, 2))
+    objective = FlowMatchingObjective(cnf, coupling=ExactOT(solver="hungarian"))
     params, state = objective.init(jax.random.key(0), {"x": x})
-    loss = lambda p: objective.loss(p, state, {"x": x}, jax.random.key(1))[0]
-    assert "callback" not in str(jax.make_jaxpr(jax.grad(loss))(params))
-    host = FlowMatchingObjective(objective.cnf, coupling="ot_host")
-    host_loss = lambda p: host.loss(p, state, {"x": x}, jax.random.key(1))[0]
-    assert "callback" in str(jax.make_jaxpr(host_loss)(params))
+
+    def jaxpr(coupling):
+        fm = FlowMatchingObjective(cnf, coupling=coupling)
+        loss = lambda p: fm.loss(p, state, {"x": x}, jax.random.key(1))[0]
+        return str(jax.make_jaxpr(jax.grad(loss))(params))
+
+    assert "callback" not in jaxpr(ExactOT(solver="hungarian"))
+    assert "callback" in jaxpr("ot_host") and "callback" in jaxpr(ExactOT(solver="host"))
+    # 'auto' ('ot'): scipy on a single-process CPU backend (the tests' backend), else the loops.
+    assert jax.default_backend() == "cpu" and resolve_exact_solver("auto") == "host"
+    assert "callback" in jaxpr("ot")
     # The same exact pairing either way (an optimal assignment of generic points is unique).
     x0, x1 = _points(10, 11)
-    np.testing.assert_array_equal(couple("ot", x0, x1), couple(HostExactOT(), x0, x1))
+    on_device = couple(ExactOT(solver="hungarian"), x0, x1)
+    np.testing.assert_array_equal(on_device, couple(HostExactOT(), x0, x1))
+    np.testing.assert_array_equal(on_device, couple("ot", x0, x1))
 
 
 def test_coupling_bad_arguments():
@@ -144,5 +154,7 @@ def test_coupling_bad_arguments():
         SchrodingerBridge(sigma=-1.0)
     with pytest.raises(ValidationError, match="same shape"):
         Independent()(None, jnp.zeros((3, 2)), jnp.zeros((4, 2)))
+    with pytest.raises(ValidationError, match="ExactOT: solver must be one of"):
+        ExactOT(solver="scipy")
     with pytest.raises(ValidationError, match="square"):
         hungarian_permutation(jnp.zeros((3, 4)))
