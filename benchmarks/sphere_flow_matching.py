@@ -135,11 +135,8 @@ def _moser(cfg: SphereConfig, train, test):
         "train_s": train_s,
     }
 
-    def sample(key, num):
-        samples, _, stats = objective.sample_with_stats(params, model_state, key, num)
-        metrics["sampling_succeeded_fraction"] = float(stats["succeeded_fraction"])
-        metrics["sampling_nfe"] = float(stats.get("nfe", np.nan))
-        return samples
+    def sample(key, num):  # the draws whose solve succeeded
+        return objective.sample_with_stats(params, model_state, key, num)[0]
 
     return nll_plus + log_z, metrics, sample
 

@@ -8,7 +8,7 @@
                   (`InterpolantPath(sigma)`), 'brownian_bridge' (`BrownianBridgePath(sigma)`),
                   'cosine' (`CosinePath()`) or 'vp' (`VariancePreservingPath()`)
     sigma:        σ_min or σ of the path
-    coupling:     'independent', 'ot' (exact, on the device), 'sinkhorn' (entropic, with
+    coupling:     'independent', 'ot' (exact: `ExactOT`), 'sinkhorn' (entropic, with
                   ``epsilon`` relative to the mean cost), 'ot_host' (scipy) or 'sb'
                   (`SchrodingerBridge(sigma)`: the entropic plan at ε = 2σ², with the path's σ)
     rtol, atol:   tolerances of the CNF solves (evaluation and sampling; Tsit5, adaptive)

@@ -69,7 +69,7 @@ class FlowMatchingObjective:
                  tolerances and trace estimator are used for evaluation and sampling.
     path:        a `ProbabilityPath` (default ``LinearGaussianPath(sigma_min=1e-4)``).
     coupling:    a `Coupling` or its name in `COUPLINGS`: 'independent' (default), 'ot'
-                 (exact mini-batch OT on the device), 'sinkhorn' (entropic OT), 'ot_host'.
+                 (exact mini-batch OT, `ExactOT`), 'sinkhorn' (entropic OT), 'ot_host'.
     num_levels:  K for discrete data (dequantised and modelled in logit space), else None.
     logit_alpha: α of the `LogitPreprocess` layer for discrete data.
     num_classes: K for class-conditional flow matching (batches carry ``'label'`` ints in
