@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,13 +61,23 @@ class MaskedDense(nn.Module):
     param_dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, columns: tuple[Array | int, int] | None = None) -> Array:
+        """``x (W * M) + b``; with ``columns = (start, size)`` only those ``size`` output columns
+        from ``start`` (which may be traced), computing nothing of the others."""
         kernel = self.param("kernel", self.kernel_init, self.mask.shape, self.param_dtype)
-        y = x @ (kernel * jnp.asarray(self.mask)).astype(x.dtype)
+        mask = jnp.asarray(self.mask)
         if self.use_bias:
             bias = self.param(
                 "bias", nn.initializers.zeros_init(), (self.mask.shape[1],), self.param_dtype
             )
+        if columns is not None:
+            start, size = columns
+            kernel = jax.lax.dynamic_slice_in_dim(kernel, start, size, axis=1)
+            mask = jax.lax.dynamic_slice_in_dim(mask, start, size, axis=1)
+            if self.use_bias:
+                bias = jax.lax.dynamic_slice_in_dim(bias, start, size)
+        y = x @ (kernel * mask).astype(x.dtype)
+        if self.use_bias:
             y = y + bias.astype(x.dtype)
         return y
 

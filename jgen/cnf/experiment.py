@@ -9,13 +9,15 @@ Config ``model`` section (see experiments/configs/ffjord_2d.py):
                     num_blocks CNFs per stage); 1 (default): a plain stack
     solver, rtol, atol, step_size, adjoint, trace, trace_distribution, num_probes,
     solve_jointly:  the training solve (`jgen.cnf.make_cnf` names)
-    eval_rtol, eval_atol: evaluation solves: same solver, exact trace, these tolerances
+    eval_rtol, eval_atol: evaluation solves: same solver, these tolerances
+    eval_trace:     the evaluation solves' trace estimator: 'exact' (default: exact test NLLs)
+                    or a stochastic one (e.g. 'hutchinson' in smoke runs at 784 dimensions)
     regularization: {'kinetic_energy': λ_E, 'jacobian_frobenius': λ_F} (RNODE; 0 = off)
     logit_alpha:    for discrete data, the `LogitPreprocess` in front of the CNFs
 
 Training uses the configured (possibly stochastic) trace estimator; evaluation, figures and
-sampling use the same parameters in a model with the exact trace at the evaluation tolerances,
-so test NLLs are exact log-likelihoods (up to the solver's error).
+sampling use the same parameters in a model with the exact trace (``eval_trace``) at the
+evaluation tolerances, so test NLLs are exact log-likelihoods (up to the solver's error).
 """
 
 from __future__ import annotations
@@ -67,8 +69,8 @@ class TrainEvalObjective:
 def cnf_flow(model: ConfigDict | dict, dataset: Dataset, *, evaluation: bool = False) -> Flow:
     """The FFJORD flow of a config's ``model`` section for ``dataset`` (see module docstring).
 
-    With ``evaluation=True`` every CNF uses the exact trace and the evaluation tolerances; the
-    parameter structure is the same either way.
+    With ``evaluation=True`` every CNF uses the evaluation trace (``eval_trace``, default
+    exact) and tolerances; the parameter structure is the same either way.
     """
     model = dict(model)
     shape = tuple(dataset.event_shape)
@@ -78,8 +80,8 @@ def cnf_flow(model: ConfigDict | dict, dataset: Dataset, *, evaluation: bool = F
     solve["regularizers"] = tuple(name for name, w in weights.items() if w > 0)
     if evaluation:
         solve.update(
-            trace="exact", rtol=model.get("eval_rtol", 1e-5), atol=model.get("eval_atol", 1e-5),
-            regularizers=(),
+            trace=model.get("eval_trace", "exact"), rtol=model.get("eval_rtol", 1e-5),
+            atol=model.get("eval_atol", 1e-5), regularizers=(),
         )  # fmt: skip
     layers = []
     if dataset.num_levels is not None:

@@ -175,8 +175,11 @@ class DensityObjective:
         return metrics
 
     def sample(self, params, model_state, key, num_samples: int, context=None):
+        """``num_samples`` draws; ``key`` also feeds the ``'trace'`` stream of stochastic layers
+        (a Hutchinson CNF's log-det along the way, which the samples do not depend on)."""
         variables = {"params": params, **model_state}
-        return self.flow.apply(variables, key, num_samples, context, method=Flow.sample)
+        rngs = {"trace": _layer_key(key)}
+        return self.flow.apply(variables, key, num_samples, context, method=Flow.sample, rngs=rngs)
 
 
 def _layer_key(key: PRNGKey) -> PRNGKey:

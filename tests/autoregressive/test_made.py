@@ -53,6 +53,16 @@ def test_pixel_d_depends_only_on_earlier_pixels(one_hot, direct):
     assert np.all(np.triu(seen, 1)[:, 1:].any(0))  # every pixel but the first sees the past
 
 
+@pytest.mark.parametrize(("one_hot", "direct"), VARIANTS)
+def test_pixel_logits_are_the_logits_of_that_pixel(one_hot, direct):
+    model, params = _tiny(one_hot, direct)
+    x = jax.random.randint(jax.random.PRNGKey(3), (4, 3), 0, 3)
+    logits = model.apply({"params": params}, x, method=MADE.logits)
+    pixel = jax.jit(lambda d: model.apply({"params": params}, x, d, method=MADE.pixel_logits))
+    for d in range(3):  # d traced, as in the sampling loop
+        np.testing.assert_allclose(pixel(d), logits[:, d], rtol=1e-6, atol=1e-6)
+
+
 def test_samples_are_levels_of_the_right_shape():
     model, params = _tiny(True, True)
     samples = model.apply({"params": params}, jax.random.PRNGKey(2), 500, method=MADE.sample)
