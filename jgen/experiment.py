@@ -197,7 +197,7 @@ def density_figures(
             )
             limit = plotting.plot_limit(dataset.test)
             params = state.eval_params
-            log_prob = jax.jit(lambda x: objective.log_prob(params, state.model_state, x)[0])
+            log_prob = jax.jit(lambda x: objective.log_prob(params, state.model_state, x))
             grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)
             integral = plotting.grid_integral(grid[2], limit=limit)
             (workdir / "density.json").write_text(

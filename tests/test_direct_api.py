@@ -2,6 +2,8 @@
 and the traps it removes: placeholder init of ActNorm, unbound members, modes switched by
 mutability, traced ``num_samples``, positional parameter names."""
 
+import inspect
+
 import distrax
 import jax
 import jax.numpy as jnp
@@ -201,3 +203,37 @@ def test_chain_parameter_names_are_readable_and_stable(flow_and_variables):
                                                  "1_chain"]  # fmt: skip
     nested = jgen.init(chain, jax.random.key(0), X)["params"]
     assert sorted(nested["1_chain"]) == ["0_affine"]
+
+
+# One log_prob convention ------------------------------------------------------------------------
+
+
+def test_objectives_share_one_log_prob_convention(flow_and_variables):
+    """log_prob(params, model_state, x, ...) -> log p(x) of shape (B,): an array, no state."""
+    from jgen.autoregressive import MADE, AutoregressiveObjective
+    from jgen.cnf.experiment import TrainEvalObjective
+    from jgen.flow_matching import FlowMatchingObjective, MoserObjective
+    from jgen.seq2seq import Seq2SeqObjective
+    from jgen.vi import ReverseKL
+
+    for cls in (DensityObjective, TrainEvalObjective, FlowMatchingObjective, MoserObjective,
+                AutoregressiveObjective, ReverseKL, Seq2SeqObjective):  # fmt: skip
+        names = list(inspect.signature(cls.log_prob).parameters)[:4]
+        assert names[:3] == ["self", "params", "model_state"] and names[3] in ("x", "z"), names
+
+    flow, variables = flow_and_variables
+    params, state = variables["params"], {k: v for k, v in variables.items() if k != "params"}
+    made = AutoregressiveObjective(MADE((4,), 3, hidden_dims=(8,)))
+    tokens = jnp.array([[0, 1, 2, 1], [2, 2, 0, 0], [1, 0, 0, 2]])
+    made_params, made_state = made.init(jax.random.key(0), {"x": tokens})
+    vi = ReverseKL(flow, energy=lambda z: jnp.sum(z**2, -1) / 2)
+    cases = [
+        (DensityObjective(flow).log_prob(params, state, X), X.shape[0],
+         jgen.bind(flow, variables).log_prob(X)),
+        (made.log_prob(made_params, made_state, tokens), 3,
+         -made.evaluate(made_params, made_state, {"x": tokens}, None)["nll"]),
+        (vi.log_prob(params, state, X), X.shape[0], jgen.bind(flow, variables).log_prob(X)),
+    ]  # fmt: skip
+    for log_prob, batch, expected in cases:
+        assert isinstance(log_prob, jax.Array) and log_prob.shape == (batch,)
+        np.testing.assert_allclose(log_prob, expected, rtol=1e-5)

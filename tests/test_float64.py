@@ -126,7 +126,7 @@ def test_training_in_float64_decreases_the_loss(kind):
 
 
 def _log_prob(objective, params, model_state, x):
-    return jax.jit(lambda p, s, x: objective.log_prob(p, s, x)[0])(params, model_state, x)
+    return jax.jit(lambda p, s, x: objective.log_prob(p, s, x))(params, model_state, x)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -52,7 +52,7 @@ def test_realnvp_reaches_test_nll_threshold(trained):
 def test_trained_density_integrates_to_one(trained):
     _, exp, result = trained
     state = result.state
-    log_prob = jax.jit(lambda x: exp.objective.log_prob(state.params, state.model_state, x)[0])
+    log_prob = jax.jit(lambda x: exp.objective.log_prob(state.params, state.model_state, x))
     limit = float(np.ceil(np.abs(exp.dataset.test).max() + 1.0))
     grid = plotting.density_grid(log_prob, limit=limit, resolution=300)
     integral = plotting.grid_integral(grid[2], limit=limit)

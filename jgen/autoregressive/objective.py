@@ -28,7 +28,7 @@ class AutoregressiveObjective:
         return self.model.init(key, batch["x"])["params"], {}
 
     def _nll(self, params: Params, batch: Batch) -> Array:
-        return -self.model.apply({"params": params}, batch["x"], method=MADE.log_prob)
+        return -self.log_prob(params, {}, batch["x"])
 
     def _metrics(self, nll: Array) -> Metrics:
         return {"nll": nll, "bpd": nll / (self.model.num_dims * math.log(2.0))}
@@ -41,6 +41,11 @@ class AutoregressiveObjective:
     def evaluate(self, params, model_state: ModelState, batch: Batch, key: PRNGKey) -> Metrics:
         del model_state, key
         return self._metrics(self._nll(params, batch))
+
+    def log_prob(self, params: Params, model_state: ModelState, x: Array) -> Array:
+        """The exact log p(x), shape (B,), of discrete data x (N, *event_shape) in nats."""
+        del model_state
+        return self.model.apply({"params": params}, x, method=MADE.log_prob)
 
     def sample(self, params: Params, model_state, key: PRNGKey, num_samples: int) -> Array:
         """``num_samples`` draws (D passes of MADE); ``model_state`` is ``{}``."""

@@ -4,7 +4,7 @@ loss = −(1/B) Σ_b log p(x_b), in nats. Discrete data (``num_levels`` = K) is 
 fly, y = (x + u)/K, and also reported in bits/dim, (−log p_Y(y) + D log K)/(D log 2): the flow
 then models the unit cube, typically through `LogitPreprocess` as its outermost layer.
 Layers run in train mode in `loss` and `init` and in evaluation mode in `evaluate`, `log_prob`
-(unless ``train=True``) and `sample` (``train=`` of `Flow.log_prob`); non-parameter collections
+and `sample` (``train=`` of `Flow.log_prob`); non-parameter collections
 (``batch_stats``, ``spectral``) are written in training only.
 
 Layers may report per-example metrics (`jgen.bijectors.sow_metrics`, through Flax's
@@ -110,14 +110,17 @@ class DensityObjective:
         params = variables.pop("params", {})
         return params, variables
 
-    def log_prob(self, params, model_state, x, context=None, *, train: bool = False, key=None):
-        """log p(x) and the (updated, in training) model state.
+    def log_prob(self, params, model_state, x, context=None, *, key=None) -> Array:
+        """log p(x), shape (B,), in evaluation mode (the objectives' ``log_prob`` convention:
+        docs/architecture.md). For dequantised data (``num_levels``) ``x`` is already in
+        [0, 1). Training-mode densities with their state updates are what `loss` computes; call
+        ``jgen.bind(self.flow, variables).log_prob(x, train=True)`` for one.
 
         ``key`` feeds the ``'trace'`` RNG stream that stochastic layers draw from (e.g. a CNF with
         a Hutchinson trace estimator); deterministic flows ignore it.
         """
-        lp, model_state, _ = self._log_prob(params, model_state, x, context, train=train, key=key)
-        return lp, model_state
+        lp, _, _ = self._log_prob(params, model_state, x, context, train=False, key=key)
+        return lp
 
     def _log_prob(self, params, model_state, x, context, *, train: bool, key):
         """(log p(x), model state, the ``'intermediates'`` the layers sowed)."""

@@ -167,7 +167,7 @@ def build_moser_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, An
         samples, _, stats = objective.sample_with_stats(
             state.eval_params, state.model_state, jax.random.PRNGKey(1234), num_samples
         )
-        log_prob = jax.jit(lambda x: objective.log_density(state.eval_params, x))
+        log_prob = jax.jit(lambda x: objective.log_prob(state.eval_params, state.model_state, x))
         extra = {
             "sampling_nfe": float(stats.get("nfe", np.nan)),
             "sampling_succeeded_fraction": float(stats["succeeded_fraction"]),

@@ -239,6 +239,11 @@ class MoserObjective:
         """log μ₊(x) = log max(μ(x), ε): the model log-density where μ >= ε."""
         return jnp.log(jnp.maximum(self.density(params, x), self.eps))
 
+    def log_prob(self, params, model_state, x: Array) -> Array:
+        """`log_density` under the objectives' ``log_prob`` convention, shape (B,)."""
+        del model_state
+        return self.log_density(params, x)
+
     def sample_prior(self, key: PRNGKey, num: int, dtype=None) -> Array:
         dtype = jnp.result_type(float) if dtype is None else dtype
         return self.prior.sample(key, (num,), dtype)
@@ -267,7 +272,7 @@ class MoserObjective:
 
     def evaluate(self, params, model_state, batch, key):
         x = batch["x"].astype(jnp.result_type(float))
-        return {"nll": -self.log_density(params, x)}
+        return {"nll": -self.log_prob(params, model_state, x)}
 
     # Sampling --------------------------------------------------------------------------------
     def cnf(self) -> CNF:

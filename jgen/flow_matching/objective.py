@@ -253,10 +253,10 @@ class FlowMatchingObjective:
         params,
         model_state,
         x: Array,
-        key: PRNGKey | None = None,
-        *,
-        jointly: bool = False,
         context: Array | None = None,
+        *,
+        key: PRNGKey | None = None,
+        jointly: bool = False,
     ) -> Array:
         """Exact log p(x) (B,) of continuous (or dequantised, in [0, 1)) data: one inverse solve
         of the augmented ODE from t = 1 to 0. Differentiable w.r.t. the parameters and x (through

@@ -49,6 +49,13 @@ class Seq2SeqObjective:
         source, target = split_pairs(batch["x"])
         return self.model.apply({"params": params}, source, target)
 
+    def log_prob(self, params: Params, model_state: ModelState, x: Array) -> Array:
+        """log p(y | x) per pair, shape (B,), of packed pairs ``x`` (B, 2, L) (the data's
+        format: ``x[:, 0]`` sources, ``x[:, 1]`` targets), EOS included."""
+        del model_state
+        log_probs, _ = self._token_log_probs(params, {"x": x})
+        return log_probs.sum(-1)
+
     def loss(
         self, params: Params, model_state: ModelState, batch: Batch, key: PRNGKey
     ) -> tuple[Array, tuple[Metrics, ModelState]]:

@@ -74,7 +74,7 @@ def build_vi_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
         return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
-        log_q = jax.jit(lambda z: objective.log_prob(state.eval_params, z))
+        log_q = jax.jit(lambda z: objective.log_prob(state.eval_params, state.model_state, z))
         true_density = density_panels(
             jax.jit(lambda z: -energy(z) - objective.log_z), resolution=resolution
         )

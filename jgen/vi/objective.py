@@ -81,6 +81,8 @@ class ReverseKL:
         del model_state
         return self.flow.apply({"params": params}, key, num_samples, method=Flow.sample)
 
-    def log_prob(self, params: Params, z: Array) -> Array:
-        """log q_K(z), through the flow's inverse."""
+    def log_prob(self, params: Params, model_state, z: Array) -> Array:
+        """log q_K(z), shape (B,), through the flow's inverse (evaluation mode; ``model_state``,
+        the annealing step, plays no part)."""
+        del model_state
         return self.flow.apply({"params": params}, z)

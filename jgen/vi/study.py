@@ -64,7 +64,7 @@ def draw_figure(out: Path, potentials, num_flows, figure: str | Path) -> Path:
             if not row:
                 energy, log_z = objective.energy, objective.log_z
                 row.append(density_panels(jax.jit(lambda z, e=energy, c=log_z: -e(z) - c)))
-            log_q = jax.jit(lambda z, o=objective, p=state.eval_params: o.log_prob(p, z))
+            log_q = jax.jit(lambda z, o=objective, p=state.eval_params: o.log_prob(p, {}, z))
             row.append(density_panels(log_q))
         rows.append(row)
     Path(figure).parent.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,9 @@ def test_exact_log_likelihood_agrees_with_hutchinson_mean(trained_8gaussians):
     x = jnp.tile(jnp.asarray(dataset.test[:4]), (copies, 1))
     exact = np.asarray(objective.log_prob(params, state, x)).reshape(copies, 4)[0]
     hutch = FlowMatchingObjective(objective.cnf.clone(trace_estimator=Hutchinson()))
-    estimates = np.asarray(hutch.log_prob(params, state, x, jax.random.key(3))).reshape(copies, 4)
+    estimates = np.asarray(hutch.log_prob(params, state, x, key=jax.random.key(3))).reshape(
+        copies, 4
+    )
     mean, stderr = estimates.mean(0), estimates.std(0) / np.sqrt(copies)
     assert np.all(estimates.std(0) > 0)  # really stochastic
     np.testing.assert_array_less(np.abs(mean - exact), 4 * stderr + 1e-3)
