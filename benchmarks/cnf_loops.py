@@ -99,7 +99,7 @@ def _experiment(name: str, *, solve_jointly: bool, max_steps: int, smoke: bool):
 def count_loops(name: str, *, solve_jointly: bool, max_steps: int, smoke: bool = False) -> dict:
     """One row: solver statistics, field evaluations and loop structure (module docstring)."""
     from jgen.cnf import collect_stat
-    from jgen.distributions.objective import _layer_key
+    from jgen.flows.objective import _layer_key
     from jgen.train.loop import initial_run_state
 
     # Instrumented before anything is traced (initialisation included): JAX reuses the traces

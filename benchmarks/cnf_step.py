@@ -61,7 +61,8 @@ from benchmarks import harness
 from benchmarks.harness import Workload
 from jgen.cnf import CNF, ExactTrace, Hutchinson, MLPField, collect_nfe
 from jgen.data import sample_toy
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.parallel import data_mesh, shard_batch
 from jgen.train import TrainState, make_train_step
 

@@ -58,7 +58,7 @@ import optax
 from benchmarks import harness
 from jgen.cnf import CNF, ConcatSquashField, summarize_stats
 from jgen.data import load_dataset
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
 from jgen.flow_matching import (
     BoxField,
     ExactOT,
@@ -69,6 +69,7 @@ from jgen.flow_matching import (
     pairwise_sq_distances,
 )
 from jgen.flow_matching.coupling import resolve_exact_solver
+from jgen.flows import DensityObjective
 from jgen.train import TrainState, make_train_step
 
 __all__ = ["METHODS", "BenchConfig", "main", "run"]

@@ -19,7 +19,8 @@ import pytest
 from jgen import bijectors as jb
 from jgen.cli import main
 from jgen.data import Dataset, load_dataset
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.train import TrainConfig, fit, make_optimizer
 
 KEY = jax.random.PRNGKey(0)

@@ -12,7 +12,8 @@ import pytest
 
 import jgen
 from jgen import bijectors as jb
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.validation import ValidationError
 
 X = jax.random.normal(jax.random.key(0), (64, 2)) * jnp.array([2.0, 0.5]) + 1.0

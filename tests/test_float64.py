@@ -24,7 +24,8 @@ import pytest
 
 from jgen import bijectors as jb
 from jgen.data import Dataset, load_dataset
-from jgen.distributions import DensityObjective, Flow, LogitPreprocess, uniform_dequantize
+from jgen.distributions import Flow, LogitPreprocess, uniform_dequantize
+from jgen.flows import DensityObjective
 from jgen.train import TrainConfig, fit, make_optimizer
 
 

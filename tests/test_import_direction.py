@@ -64,6 +64,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # in that layer (jgen.cnf.experiment sits in the experiment layer and may use distributions).
 FORBIDDEN_SIDEWAYS = [
     ("jgen.distributions", "jgen.cnf"),  # distributions know no CNF statistic names
+    ("jgen.flows", "jgen.cnf"),  # nor does DensityObjective
     ("jgen.cnf", "jgen.distributions"),
     ("jgen.train", "jgen.binding"),
 ]

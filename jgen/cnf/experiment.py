@@ -31,8 +31,9 @@ from jgen.bijectors import Chain
 from jgen.cnf.multiscale import multiscale_cnf
 from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
-from jgen.distributions import DensityObjective, Flow, LogitPreprocess
-from jgen.experiment import density_figures, density_sampler
+from jgen.distributions import Flow, LogitPreprocess
+from jgen.flows import DensityObjective
+from jgen.flows.experiment import density_figures, density_sampler
 
 __all__ = ["TrainEvalObjective", "build_cnf_experiment", "cnf_flow"]
 

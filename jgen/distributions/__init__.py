@@ -1,11 +1,10 @@
-"""Flow distributions, dequantisation, bits/dim and the maximum-likelihood objective."""
+"""Flow distributions (`Flow`: a base distribution pushed through a bijector), dequantisation
+and bits/dim. A flow's maximum-likelihood trainer objective is `jgen.flows.DensityObjective`."""
 
 from jgen.distributions.dequantization import LogitPreprocess, bits_per_dim, uniform_dequantize
 from jgen.distributions.flow import Flow, StandardNormal
-from jgen.distributions.objective import DensityObjective
 
 __all__ = [
-    "DensityObjective",
     "Flow",
     "LogitPreprocess",
     "StandardNormal",

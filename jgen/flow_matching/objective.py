@@ -33,10 +33,11 @@ import jax.numpy as jnp
 
 from jgen.bijectors.base import Chain
 from jgen.cnf import CNF, summarize_stats
-from jgen.distributions import DensityObjective, Flow, LogitPreprocess, uniform_dequantize
+from jgen.distributions import Flow, LogitPreprocess, uniform_dequantize
 from jgen.flow_matching.coupling import Coupling, Independent, make_coupling
 from jgen.flow_matching.diagnostics import integrate
 from jgen.flow_matching.paths import LinearGaussianPath, ProbabilityPath
+from jgen.flows import DensityObjective
 from jgen.typing import Array, PRNGKey
 from jgen.validation import ValidationError, check_array, check_finite, check_int
 

@@ -22,7 +22,8 @@ from jax.flatten_util import ravel_pytree
 
 from jgen import bijectors as jb
 from jgen.data import sample_toy
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.train import TrainState, make_train_step
 
 Z = 5.0

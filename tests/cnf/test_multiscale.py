@@ -11,7 +11,8 @@ import pytest
 from jgen.bijectors import Chain, FactorOut
 from jgen.cnf import CNF, ConcatSquashField, FlattenedField, MLPField, multiscale_cnf
 from jgen.data import load_dataset
-from jgen.distributions import DensityObjective, Flow, LogitPreprocess
+from jgen.distributions import Flow, LogitPreprocess
+from jgen.flows import DensityObjective
 from jgen.validation import ValidationError
 from tests.cnf.training import adam_steps
 

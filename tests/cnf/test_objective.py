@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jgen.cnf import CNF, ExactTrace, Hutchinson, MLPField
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 
 
 def test_density_objective_feeds_the_trace_rng_stream():

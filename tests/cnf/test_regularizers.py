@@ -11,7 +11,8 @@ import pytest
 import scipy.linalg
 
 from jgen.cnf import CNF, ExactTrace, Hutchinson, HutchPlusPlus, MLPField, collect_regularizers
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from tests.cnf.test_cnf import MATRIX, T0, T1, TIGHT, LinearField, _x
 
 BOTH = ("kinetic_energy", "jacobian_frobenius")

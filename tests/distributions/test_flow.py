@@ -10,13 +10,13 @@ import pytest
 
 from jgen import bijectors as jb
 from jgen.distributions import (
-    DensityObjective,
     Flow,
     LogitPreprocess,
     StandardNormal,
     bits_per_dim,
     uniform_dequantize,
 )
+from jgen.flows import DensityObjective
 
 KEY = jax.random.PRNGKey(0)
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from jgen import bijectors as jb
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.train import (
     Checkpointer,
     TrainState,

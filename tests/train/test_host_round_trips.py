@@ -28,7 +28,8 @@ import jgen.train.loop as loop
 from jgen import bijectors as jb
 from jgen.cnf import MLPField, make_cnf
 from jgen.data import Dataset
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.train import TrainConfig, fit, make_optimizer
 
 STEPS = 6

@@ -8,8 +8,9 @@ import pytest
 
 from jgen import bijectors as jb
 from jgen.data import Dataset
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
 from jgen.experiment import changed_state_settings
+from jgen.flows import DensityObjective
 from jgen.train import ResumeError, TrainConfig, fit, make_optimizer
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from jgen import bijectors as jb
 from jgen.data import sample_toy
-from jgen.distributions import DensityObjective, Flow
+from jgen.distributions import Flow
+from jgen.flows import DensityObjective
 from jgen.parallel import data_mesh, replicated_sharding, shard_batch
 from jgen.train import TrainState, make_optimizer, make_train_step, stateless
 
