@@ -218,7 +218,7 @@ def _check_workdir(workdir: Path) -> None:
 def _cmd_train(args) -> int:
     _join_distributed(args)
     from jgen.config import ConfigError, load_experiment_config
-    from jgen.experiment import changed_state_settings, config_to_dict
+    from jgen.experiment import config_to_dict, resume_check
     from jgen.parallel import is_primary
     from jgen.train import fit
     from jgen.train.loop import training_mesh
@@ -237,7 +237,7 @@ def _cmd_train(args) -> int:
     result = fit(
         exp.objective, exp.dataset, exp.tx, exp.train, workdir=workdir,
         run_config=config_to_dict(config), resume=not args.fresh,
-        resume_policy=changed_state_settings,
+        resume_policy=resume_check,
         on_end=(lambda state, wd: exp.figures(state, wd)) if exp.figures else None,
     )  # fmt: skip
     summary = {"workdir": str(workdir), "step": int(result.state.step), **result.eval_metrics}

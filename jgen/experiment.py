@@ -25,7 +25,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from jgen.data import Dataset, load_dataset
-from jgen.train import TrainConfig, TrainState, make_optimizer
+from jgen.train import ResumeCheck, TrainConfig, TrainState, make_optimizer
 
 __all__ = [
     "FAMILIES",
@@ -36,6 +36,7 @@ __all__ = [
     "config_to_dict",
     "family_builder",
     "restore_run",
+    "resume_check",
 ]
 
 
@@ -62,11 +63,10 @@ STATE_DEFINING_TRAIN_KEYS = {"ema_decay": 0.0, "num_seeds": 1, "learning_rate_sc
 
 
 def changed_state_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """The resume policy of experiments (`jgen.train.fit`'s ``resume_policy``): the settings
-    of ``current`` that differ from the checkpoint's saved config ``previous`` in a way a resumed
-    run cannot follow (model, data, optimiser, the batch stream's train.seed and
-    train.batch_size, the state-shaping train settings); other train settings (steps, logging)
-    may change."""
+    """What forbids resuming (the refusals of `resume_check`): the settings of ``current``
+    that differ from the checkpoint's saved config ``previous`` in a way a resumed run cannot
+    follow (model, data, optimiser, the batch stream's train.seed and train.batch_size, the
+    state-shaping train settings); other train settings (steps, logging) may change."""
     changed = [k for k in STATE_DEFINING_SECTIONS if previous.get(k) != current.get(k)]
     old_train, new_train = previous.get("train", {}), current.get("train", {})
     changed += [f"train.{k}" for k in DATA_ORDER_KEYS if old_train.get(k) != new_train.get(k)]
@@ -76,6 +76,23 @@ def changed_state_settings(previous: dict[str, Any], current: dict[str, Any]) ->
         if old_train.get(k, default) != new_train.get(k, default)
     ]
     return changed
+
+
+def resume_check(previous: dict[str, Any], current: dict[str, Any]) -> ResumeCheck:
+    """The resume policy of experiments (`jgen.train.fit`'s ``resume_policy``): resuming is
+    refused on `changed_state_settings`; a new ``train.steps`` is allowed with a warning (the
+    schedules built from the run's length, such as the learning rate's decay, change from the
+    point of resumption)."""
+    warnings = []
+    old_steps = (previous.get("train") or {}).get("steps")
+    steps = (current.get("train") or {}).get("steps")
+    if old_steps is not None and steps is not None and old_steps != steps:
+        warnings.append(
+            f"warning: the checkpoint's run was {old_steps} steps long and this one is {steps}: "
+            "schedules that depend on the length of the run (the learning-rate schedule, built "
+            "with total_steps = train.steps) differ from the first part of the run from here on"
+        )
+    return ResumeCheck(tuple(changed_state_settings(previous, current)), tuple(warnings))
 
 
 def config_to_dict(config: ConfigDict) -> dict[str, Any]:

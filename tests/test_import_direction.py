@@ -149,3 +149,22 @@ def test_the_checker_catches_each_import_form():
     assert len(found) == 3 and all("jgen.bijectors.fake (bijectors) imports" in f for f in found)
     assert _violations("jgen.distributions.x", {"jgen.cnf.cnf"}, set(_modules()))
     assert not _violations("jgen.cnf.experiment", {"jgen.distributions.flow"}, set(_modules()))
+
+
+def test_the_trainer_reads_no_config_section():
+    """jgen.train knows no config schema: no module of it looks up a config section (the
+    resume policy that compares saved configs is the experiment layer's)."""
+    sections = {"family", "data", "model", "optim", "train"}
+    found = []
+    for path in sorted((ROOT / "train").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            key = None
+            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                key = node.slice.value
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr == "get" and node.args
+                  and isinstance(node.args[0], ast.Constant)):  # fmt: skip
+                key = node.args[0].value
+            if key in sections:
+                found.append(f"{path.name}:{node.lineno} reads the config section {key!r}")
+    assert not found, "\n".join(found)

@@ -4,7 +4,6 @@ vmapped seeds (stacked states)."""
 from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
 from jgen.train.loop import (
     FitResult,
-    ResumeError,
     TrainConfig,
     dataset_arrays,
     evaluate_dataset,
@@ -14,6 +13,7 @@ from jgen.train.loop import (
     run_keys,
 )
 from jgen.train.members import member_state, stack_states
+from jgen.train.resume import ResumeCheck, ResumeError
 from jgen.train.step import (
     Objective,
     TrainState,
@@ -28,6 +28,7 @@ __all__ = [
     "Checkpointer",
     "FitResult",
     "Objective",
+    "ResumeCheck",
     "ResumeError",
     "TrainConfig",
     "TrainState",

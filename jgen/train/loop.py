@@ -4,7 +4,10 @@
 `jgen.train.step` (data-parallel over every device of every process when ``data_parallel``); a
 progress bar; metrics to ``workdir/metrics.jsonl`` and the console; evaluation on the whole test
 split; orbax checkpoints with resume (on any number of devices); a checkpoint on SIGINT/SIGTERM;
-figures at the end.
+figures at the end. Its parts live beside it: resume.py (the workdir, the resume policy, the
+restore), evaluation.py, logbook.py (metrics records and console), signals.py (stop signals),
+checkpoint.py; this module holds the loop itself (`fit` and `_train`) and the run's state at
+step 0.
 
 Multi-host (`jgen.parallel.distributed`): every process runs `fit` with the same arguments. Each
 loads only its rows of every global batch, all take part in steps, evaluation and checkpoint
@@ -28,12 +31,8 @@ moving average when there is one.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import signal
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +40,25 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from jgen.data import BatchStream, Dataset, eval_batches
-from jgen.parallel.distributed import agree, barrier, is_primary
-from jgen.parallel.mesh import data_mesh, local_rows, replicated_sharding, shard_batch
-from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
+from jgen.data import BatchStream, Dataset
+from jgen.parallel.distributed import is_primary
+from jgen.parallel.mesh import data_mesh, replicated_sharding, shard_batch
+from jgen.train.checkpoint import Checkpointer
+from jgen.train.evaluation import Evaluator, evaluate_dataset
+from jgen.train.logbook import Logbook, format_metrics, mean_metrics
 from jgen.train.members import member_state, stack_states, with_member_scale
+from jgen.train.resume import (
+    ResumeCheck,
+    ResumeError,
+    ResumePolicy,
+    prepare_workdir,
+    restore_latest,
+)
+from jgen.train.signals import StopSignal
 from jgen.train.step import (
     GUARDS,
     Objective,
     TrainState,
-    make_eval_step,
     make_train_step,
     player_schedule,
 )
@@ -162,50 +170,6 @@ def dataset_arrays(dataset: Dataset, split: str) -> dict[str, np.ndarray]:
     return dataset.arrays(split)
 
 
-def evaluate_dataset(
-    eval_step: Callable,
-    state: TrainState,
-    arrays: dict[str, np.ndarray],
-    *,
-    batch_size: int,
-    key: jax.Array,
-    mesh=None,
-) -> dict[str, float]:
-    """Exact means over every example of ``arrays`` of the per-example metrics of ``eval_step``."""
-    means = _metric_means(eval_step, state, arrays, batch_size=batch_size, key=key, mesh=mesh)
-    return {name: float(value) for name, value in means.items()}
-
-
-def _metric_means(eval_step, state, arrays, *, batch_size, key, mesh, members=None):
-    """Per-metric means over the examples: scalars, or (K,) arrays with ``members = K`` (a
-    stacked state, ``eval_step`` of ``make_eval_step(..., members=True)``, one key per member)."""
-    n = len(next(iter(arrays.values())))
-    if n == 0:
-        raise ValueError("cannot evaluate on an empty split")
-    if mesh is not None:
-        batch_size = math.ceil(batch_size / mesh.size) * mesh.size
-    batch_size = min(batch_size, n if mesh is None else math.ceil(n / mesh.size) * mesh.size)
-    expected = (batch_size,) if members is None else (members, batch_size)
-    fold = jax.random.fold_in if members is None else jax.vmap(jax.random.fold_in, (0, None))
-    # This process's rows of every batch only; the metrics come back replicated, for every row.
-    rows = None if mesh is None else local_rows(batch_size, mesh)
-    sums: dict[str, np.ndarray] = {}
-    for i, (batch, mask) in enumerate(eval_batches(arrays, batch_size, pad=True)):
-        weight = mask.astype(np.float64)
-        if mesh is not None:
-            batch = shard_batch(jax.tree.map(lambda x, rows=rows: x[rows], batch), mesh)
-        per_example = jax.device_get(eval_step(state, batch, fold(key, i)))
-        for name, values in per_example.items():
-            values = np.asarray(values, np.float64)
-            if values.shape != expected:
-                raise ValueError(
-                    f"evaluate must return per-example metrics of shape {expected}; "
-                    f"{name!r} has shape {values.shape}"
-                )
-            sums[name] = sums.get(name, 0.0) + np.sum(values * weight, axis=-1)
-    return {name: total / n for name, total in sums.items()}
-
-
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The (init, train, eval) keys of a run with this seed; `jgen eval` reuses them."""
     init_key, train_key, eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -265,120 +229,6 @@ def _as_state_tx(tx, state: TrainState):
     return tuple((p, tx[p] if isinstance(tx, Mapping) else tx) for p in state.players)
 
 
-class _StopSignal:
-    """Turns SIGINT/SIGTERM into a flag the loop checks, so it can checkpoint before exiting."""
-
-    def __init__(self):
-        self.received: str | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: signals cannot be caught here
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = signal.Signals(signum).name
-        # A second signal gets the default behaviour (e.g. KeyboardInterrupt): a hung step can
-        # still be interrupted.
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class _MetricsWriter:
-    def __init__(self, workdir: Path | None, *, start_step: int):
-        """Appends to ``workdir/metrics.jsonl``, first dropping records past ``start_step``
-        (all of them for a fresh run; those a crashed run logged after its last checkpoint)."""
-        self.path = None if workdir is None else workdir / "metrics.jsonl"
-        if self.path is not None and self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= start_step and start_step
-            ]
-            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-class ResumeError(ValueError):
-    """A workdir's checkpoint cannot be resumed under the config asked for."""
-
-
-#: ``resume_policy(previous, current) -> names of differing settings`` (empty: resumable), e.g.
-#: `jgen.experiment.changed_state_settings`; the trainer knows no config sections.
-ResumePolicy = Callable[[dict[str, Any], dict[str, Any]], Sequence[str]]
-
-
-def _check_resumable(
-    workdir: Path, run_config: dict[str, Any], policy: ResumePolicy | None
-) -> dict[str, Any] | None:
-    """Refuse to resume a checkpoint whose saved config ``policy`` finds incompatible with
-    ``run_config``. Returns the checkpoint's config (None when there is nothing to resume)."""
-    previous = None
-    if Checkpointer.has_checkpoint(workdir) and (workdir / "config.json").exists():
-        previous = load_config(workdir)
-        changed = [] if policy is None else list(policy(previous, run_config))
-        if changed:
-            raise ResumeError(
-                f"{workdir} holds a checkpoint of a run with a different config ("
-                f"{', '.join(changed)} differ from {workdir / 'config.json'}); resume it with "
-                "the same config, or start over in another workdir (CLI: --workdir or --fresh)"
-            )
-    return previous
-
-
-def _resume_messages(start: int, steps: int, workdir: Path, previous: dict[str, Any] | None):
-    """What a resumed run tells its user: where it resumes, and whether its length changed
-    (which moves every schedule set from the length, e.g. the learning rate's decay)."""
-    messages = [f"resuming from step {start} of {steps} ({workdir})"]
-    old_steps = ((previous or {}).get("train") or {}).get("steps")
-    if old_steps is not None and old_steps != steps:
-        messages.append(
-            f"warning: the checkpoint's run was {old_steps} steps long and this one is {steps}: "
-            "schedules that depend on the length of the run (the learning-rate schedule, built "
-            "with total_steps = train.steps) differ from the first part of the run from here on"
-        )
-    if start >= steps:
-        messages.append(f"nothing to train: the checkpoint is at step {start} >= {steps}")
-    return messages
-
-
-def _mean_metrics(
-    window: list[dict[str, jax.Array]], players: tuple[str, ...] | None = None
-) -> dict[str, float]:
-    """Window means; a multi-player ``<player>/...`` metric is averaged over that player's
-    steps only (and left out when the player did not step in the window)."""
-    host = jax.device_get(window)
-    if players is None:
-        return {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-    means = {}
-    for k in host[0]:
-        if k == "player":
-            continue
-        owner = k.partition("/")[0]
-        # `player` is a scalar, or one equal value per member under vmapped seeds.
-        values = [
-            m[k]
-            for m in host
-            if owner not in players or players[int(np.ravel(m["player"])[0])] == owner
-        ]
-        if values:
-            means[k] = float(np.mean(values))
-    return means
-
-
 def fit(
     objective: Objective,
     dataset: Dataset,
@@ -396,166 +246,155 @@ def fit(
     With a ``workdir``: metrics.jsonl, config.json (``run_config``), checkpoints/ and whatever
     ``on_end`` writes (figures). An existing checkpoint there is resumed unless ``resume=False``,
     whatever the number of devices it was written with; with a ``resume_policy`` (the experiment
-    layer's: `jgen.experiment.changed_state_settings`), a `ResumeError` names the settings of
-    ``run_config`` that differ from the saved config in a way the checkpoint cannot follow.
+    layer's: `jgen.experiment.resume_check`), a `ResumeError` names the settings of
+    ``run_config`` that differ from the saved config in a way the checkpoint cannot follow, and
+    the policy's warnings are printed when the run resumes.
     The dataset is checked first, on the host (`jgen.validation.check_dataset`: non-empty
     splits, finite continuous data, discrete levels in range, batch_size <= the train split).
     """
     check_dataset(dataset, batch_size=config.batch_size)
     primary = is_primary()
     workdir = None if workdir is None else Path(workdir)
-    previous_config = None
+    check = ResumeCheck()
     if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        if run_config is not None:
-            if resume:
-                previous_config = _check_resumable(workdir, run_config, resume_policy)
-            barrier("jgen-fit-config-checked")  # every process has read the old config
-            if primary:
-                save_config(workdir, run_config)
+        check = prepare_workdir(
+            workdir, run_config, resume=resume, policy=resume_policy, primary=primary
+        )
     mesh = training_mesh(config)
     train_arrays = dataset_arrays(dataset, "train")
+    state, eval_key = initial_run_state(objective, train_arrays, tx, config)
+    if mesh is not None:
+        state = jax.device_put(state, replicated_sharding(mesh))
+    members = len(config.members) > 1
+    evaluator = Evaluator(
+        objective.evaluate, dataset_arrays(dataset, "test"), key=eval_key,
+        batch_size=config.eval_batch_size, mesh=mesh, members=members,
+    )  # fmt: skip
+    log = Logbook(workdir, primary=primary)
+    checkpointer = Checkpointer(workdir) if workdir is not None else None
+    try:
+        state = restore_latest(
+            checkpointer, state, workdir=workdir, resume=resume, steps=config.steps,
+            check=check, log=log,
+        )  # fmt: skip
+        log.begin(int(jax.device_get(state.step)))
+        state, stopped = _train(
+            objective, train_arrays, config, state, mesh, checkpointer, log, evaluator
+        )
+        if checkpointer is not None:
+            checkpointer.save(state)
+        if stopped is None:
+            _evaluate(evaluator, state, int(jax.device_get(state.step)), log)
+            if on_end is not None and primary:
+                on_end(_figure_state(state, members), workdir)
+    finally:
+        if checkpointer is not None:
+            checkpointer.close()  # waits for an asynchronous save to finish
+    if stopped:
+        log.warn(stopped)
+    return FitResult(
+        state, log.history, evaluator.metrics, workdir, stopped, evaluator.member_metrics
+    )
+
+
+def _train(
+    objective: Objective,
+    train_arrays,
+    config: TrainConfig,
+    state: TrainState,
+    mesh,
+    checkpointer: Checkpointer | None,
+    log: Logbook,
+    evaluator: Evaluator,
+) -> tuple[TrainState, str | None]:
+    """The loop: from the state's step to ``config.steps``, one train step per batch, with the
+    periodic logging, non-finite checks, evaluations and checkpoints of ``config`` and the stop
+    signals. Returns the state and why the run stopped early (None: it did not)."""
+    start = int(jax.device_get(state.step))
+    batch_of = _batches(train_arrays, config, mesh)
+    train_step = run_train_step(objective, config, mesh)
+    schedule = player_schedule(objective)
+    players = None if schedule is None else schedule[0]
+    # Simulated CPU devices share one host thread pool: if a later step's collectives are
+    # dispatched while an earlier step is still running, its participants can occupy every
+    # thread and deadlock the earlier step's all-reduce. Accelerators have a stream per device
+    # and keep full asynchronous dispatch.
+    sync_each_step = mesh is not None and mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
+    # The longest streak is kept on the device; reading it at least every max_nonfinite_steps
+    # steps (and at every log) catches every streak without a host sync per step.
+    check_every = config.max_nonfinite_steps
+    window: list[dict[str, jax.Array]] = []
+    t0 = time.perf_counter()
+    bar = tqdm(
+        total=config.steps, initial=start, disable=not (config.progress and log.primary),
+        desc="train", unit="step",
+    )  # fmt: skip
+    with StopSignal(multi_process=jax.process_count() > 1) as stop, bar:
+        for step in range(start, config.steps):
+            state, metrics = train_step(state, batch_of(step))
+            if sync_each_step:
+                jax.block_until_ready(metrics)
+            bar.update(1)
+            done = step + 1
+            last = done == config.steps
+            logging = bool(config.log_every) and (done % config.log_every == 0 or last)
+            if config.log_every:
+                window.append(metrics)
+            if logging:
+                record = {"step": done, "split": "train", **mean_metrics(window, players)}
+                record["steps_per_s"] = len(window) / (time.perf_counter() - t0)
+                window, t0 = [], time.perf_counter()
+                log.record(record)
+                bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss",) if k in record})
+            if logging or (check_every and done % check_every == 0) or last:
+                stopped = _nonfinite_stop(state, config, done)
+                if stopped:
+                    return state, stopped
+            if config.eval_every and done % config.eval_every == 0 and not last:
+                _evaluate(evaluator, state, done, log)
+            if checkpointer and config.checkpoint_every and done % config.checkpoint_every == 0:
+                checkpointer.save(state)
+            stopped = stop.stop_message(done, last)
+            if stopped:
+                return state, stopped
+    return state, None
+
+
+def _batches(train_arrays, config: TrainConfig, mesh) -> Callable[[int], Any]:
+    """``batch_of(step)``: this process's rows of global batch ``step`` ((K, B, ...) for K
+    vmapped members, each from its own seeded stream), placed on the mesh."""
     members = len(config.members) > 1
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     streams = [
         BatchStream(train_arrays, config.batch_size, seed=seed, **process)
         for seed, _ in config.members
     ]
-    schedule = player_schedule(objective)
-    state, eval_key = initial_run_state(objective, train_arrays, tx, config)
-    if mesh is not None:
-        state = jax.device_put(state, replicated_sharding(mesh))
 
-    checkpointer = Checkpointer(workdir) if workdir is not None else None
-    if checkpointer is not None and not resume:
-        checkpointer.clear()
-    resumed = checkpointer is not None and resume and checkpointer.latest_step() is not None
-    if resumed:
-        state = checkpointer.restore(state)
-    start = int(jax.device_get(state.step))
-    if resumed and primary:
-        for message in _resume_messages(start, config.steps, workdir, previous_config):
-            tqdm.write(message, file=sys.stderr)
-
-    train_step = run_train_step(objective, config, mesh)
-    # Simulated CPU devices share one host thread pool: if a later step's collectives are
-    # dispatched while an earlier step is still running, its participants can occupy every
-    # thread and deadlock the earlier step's all-reduce. Accelerators have a stream per device
-    # and keep full asynchronous dispatch.
-    sync_each_step = mesh is not None and mesh.size > 1 and mesh.devices.flat[0].platform == "cpu"
-    eval_step = make_eval_step(objective.evaluate, mesh=mesh, members=members)
-    test_arrays = dataset_arrays(dataset, "test")
-    writer = _MetricsWriter(workdir if primary else None, start_step=start)
-    history: list[dict[str, Any]] = []
-    eval_metrics: dict[str, float] = {}
-    member_metrics: list[dict[str, float]] | None = None
-    stopped: str | None = None
-
-    def step_batch(step: int):
-        """This process's rows of global batch ``step`` ((K, B, ...) for K members), placed."""
+    def batch_of(step: int):
         if members:
             batch = jax.tree.map(lambda *xs: np.stack(xs), *[st.batch(step) for st in streams])
         else:
             batch = streams[0].batch(step)
         return batch if mesh is None else shard_batch(batch, mesh, batch_axis=int(members))
 
-    def run_eval(step: int) -> dict[str, float]:
-        nonlocal member_metrics
-        common = dict(batch_size=config.eval_batch_size, mesh=mesh)
-        if members:
-            means = _metric_means(
-                eval_step, state, test_arrays, key=eval_key, members=len(eval_key), **common
-            )
-            member_metrics = [
-                {name: float(v[k]) for name, v in means.items()} for k in range(len(eval_key))
-            ]
-            metrics = _member_summary(member_metrics)
-            record = {"step": step, "split": "test", **metrics, "members": member_metrics}
-        else:
-            metrics = evaluate_dataset(eval_step, state, test_arrays, key=eval_key, **common)
-            record = {"step": step, "split": "test", **metrics}
-        writer.write(record)
-        history.append(record)
-        if primary:
-            tqdm.write(f"[eval step {step}] " + _format(metrics))
-        return metrics
-
-    def nonfinite_stop(done: int) -> str | None:
-        longest = int(np.max(jax.device_get(state.longest_nonfinite_streak)))
-        if config.max_nonfinite_steps and longest >= config.max_nonfinite_steps:
-            return (
-                f"stopped at step {done}: {longest} consecutive steps with a non-finite loss, "
-                "gradient or update (they were skipped, so the checkpoint written now holds the "
-                "last good parameters)"
-            )
-        return None
-
-    # The longest streak is kept on the device; reading it at least every max_nonfinite_steps
-    # steps (and at every log) catches every streak without a host sync per step.
-    check_every = config.max_nonfinite_steps
-    # Processes agree on a stop signal every few steps (one small all-gather), not every step.
-    multi_process = jax.process_count() > 1
-    window: list[dict[str, jax.Array]] = []
-    t0 = time.perf_counter()
-    bar = tqdm(
-        total=config.steps, initial=start, disable=not (config.progress and primary),
-        desc="train", unit="step",
-    )  # fmt: skip
-    try:
-        with _StopSignal() as stop, bar:
-            for step in range(start, config.steps):
-                state, metrics = train_step(state, step_batch(step))
-                if sync_each_step:
-                    jax.block_until_ready(metrics)
-                bar.update(1)
-                done = step + 1
-                logging = config.log_every and (
-                    done % config.log_every == 0 or done == config.steps
-                )
-                if config.log_every:
-                    window.append(metrics)
-                if logging:
-                    means = _mean_metrics(window, None if schedule is None else schedule[0])
-                    record = {"step": done, "split": "train", **means}
-                    record["steps_per_s"] = len(window) / (time.perf_counter() - t0)
-                    window, t0 = [], time.perf_counter()
-                    writer.write(record)
-                    history.append(record)
-                    bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss",) if k in record})
-                if logging or (check_every and done % check_every == 0) or done == config.steps:
-                    stopped = nonfinite_stop(done)
-                    if stopped:
-                        break
-                if config.eval_every and done % config.eval_every == 0 and done != config.steps:
-                    eval_metrics = run_eval(done)
-                if checkpointer and config.checkpoint_every and done % config.checkpoint_every == 0:
-                    checkpointer.save(state)
-                received = stop.received is not None
-                if multi_process:
-                    if done % _STOP_AGREEMENT_EVERY and done != config.steps:
-                        continue
-                    received = agree(received)
-                if received:
-                    stopped = f"received {stop.received or 'a stop signal on another process'} "
-                    stopped += f"at step {done}; checkpoint written"
-                    break
-
-        if checkpointer is not None:
-            checkpointer.save(state)
-        if stopped is None:
-            eval_metrics = run_eval(int(jax.device_get(state.step)))
-            if on_end is not None and primary:
-                on_end(_figure_state(state, members), workdir)
-    finally:
-        if checkpointer is not None:
-            checkpointer.close()  # waits for an asynchronous save to finish
-    if stopped and primary:
-        tqdm.write(stopped, file=sys.stderr)
-    return FitResult(state, history, eval_metrics, workdir, stopped, member_metrics)
+    return batch_of
 
 
-# In a multi-process run, how often (in steps) the processes agree on whether to stop.
-_STOP_AGREEMENT_EVERY = 10
+def _evaluate(evaluator: Evaluator, state: TrainState, step: int, log: Logbook) -> None:
+    log.record(evaluator(state, step))
+    log.say(f"[eval step {step}] " + format_metrics(evaluator.metrics))
+
+
+def _nonfinite_stop(state: TrainState, config: TrainConfig, done: int) -> str | None:
+    """Why the run stops after step ``done`` for non-finite steps (None: it goes on)."""
+    longest = int(np.max(jax.device_get(state.longest_nonfinite_streak)))
+    if config.max_nonfinite_steps and longest >= config.max_nonfinite_steps:
+        return (
+            f"stopped at step {done}: {longest} consecutive steps with a non-finite loss, "
+            "gradient or update (they were skipped, so the checkpoint written now holds the "
+            "last good parameters)"
+        )
+    return None
 
 
 def run_train_step(objective: Objective, config: TrainConfig, mesh=None) -> Callable:
@@ -585,16 +424,6 @@ def training_mesh(config: TrainConfig):
     return mesh
 
 
-def _member_summary(member_metrics: list[dict[str, float]]) -> dict[str, float]:
-    """Mean and spread over members: ``name`` (mean) and ``name/std`` (sample std, ddof=1)."""
-    summary = {}
-    for name in member_metrics[0]:
-        values = np.asarray([m[name] for m in member_metrics])
-        summary[name] = float(np.mean(values))
-        summary[f"{name}/std"] = float(np.std(values, ddof=1))
-    return summary
-
-
 def _figure_state(state: TrainState, members: bool) -> TrainState:
     """The state figures are drawn from: member 0 of vmapped seeds; in a multi-process run, a
     host copy (the primary process computes figures alone, which it cannot do on arrays that
@@ -604,7 +433,3 @@ def _figure_state(state: TrainState, members: bool) -> TrainState:
     if jax.process_count() > 1:
         state = jax.device_get(state)
     return state
-
-
-def _format(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))

@@ -350,79 +350,86 @@ def _advance(state: TrainState, finite, params, opt_state, model_state, ema_para
     )
 
 
-def _single_player_step(loss_fn, ema_decay, guard="cond"):
-    def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
-        _check_ema(state, ema_decay)
-        key = jax.random.fold_in(state.rng, state.step)
-        grad_fn = jax.value_and_grad(
-            lambda p: loss_fn(p, state.model_state, batch, key), has_aux=True
-        )
+def _update(state: TrainState, batch: Batch, key, loss_fn, ema_decay, guard, player=None):
+    """The body of every train step: one guarded update of all the parameters (``player``
+    None) or of one player's, with that player's loss, optimiser and moving average.
+
+    Returns ``((params, opt_state, model_state, ema_params), finite, metrics)``: the whole
+    state's new variables (other players' unchanged) and the metrics, with ``loss`` and
+    ``grad_norm``, named ``<player>/<name>`` for a player.
+    """
+    if player is None:
+        params, opt_state, tx = state.params, state.opt_state, state.tx
         ema = state.ema_params if ema_decay is not None else None
-        (params, opt_state, model_state, ema), loss, grad_norm, finite, metrics = _guarded_update(
-            grad_fn, state.params, state.opt_state, state.model_state, state.tx, ema, ema_decay,
-            guard,
-        )  # fmt: skip
-        ema = ema if ema_decay is not None else state.ema_params
-        new_state = _advance(state, finite, params, opt_state, model_state, ema)
-        metrics = dict(metrics)
-        metrics.update(loss=loss, grad_norm=grad_norm, skipped=(~finite).astype(jnp.float32))
-        return new_state, metrics
 
-    return step
+        def loss(p):
+            return loss_fn(p, state.model_state, batch, key)
+
+    else:
+        params, opt_state = state.params[player], state.opt_state[player]
+        tx = state.player_tx(player)
+        ema = None if ema_decay is None else state.ema_params[player]
+
+        def loss(p):
+            return loss_fn({**state.params, player: p}, state.model_state, batch, key, player)
+
+    (p, o, model_state, e), value, grad_norm, finite, metrics = _guarded_update(
+        jax.value_and_grad(loss, has_aux=True), params, opt_state, state.model_state, tx, ema,
+        ema_decay, guard,
+    )  # fmt: skip
+    metrics = {**metrics, "loss": value, "grad_norm": grad_norm}
+    if player is None:
+        new = (p, o, model_state, e if ema_decay is not None else state.ema_params)
+        return new, finite, metrics
+    ema_params = state.ema_params if ema_decay is None else {**state.ema_params, player: e}
+    new = ({**state.params, player: p}, {**state.opt_state, player: o}, model_state, ema_params)
+    return new, finite, {f"{player}/{k}": v for k, v in metrics.items()}
 
 
-def _multi_player_step(loss_fn, schedule: tuple[str, ...], ema_decay, guard="cond"):
+def _switch_players(state: TrainState, schedule: tuple[str, ...], update):
+    """``update(player)`` of the player whose turn step ``state.step`` is, by one `lax.switch`
+    over the players (one compiled step for all); returns ``(new, finite, metrics)`` with every
+    player's metric names (zeros for the players that did not move: the loop masks them by the
+    ``player`` index it also reports)."""
+    players = state.players
+    if players is None:
+        raise ValueError("a multi-player step needs a state created with players=...")
+    branches = [functools.partial(lambda player, _: update(player), p) for p in players]
+    # lax.switch needs one output structure: the union of every branch's metrics.
+    shapes = [jax.eval_shape(b, None)[-1] for b in branches]
+    union = {k: v for s in shapes for k, v in s.items()}
+
+    def padded(branch):
+        def run(_):
+            new, finite, named = branch(None)
+            full = {k: named.get(k, jnp.zeros(v.shape, v.dtype)) for k, v in union.items()}
+            return new, finite, full
+
+        return run
+
+    order = jnp.asarray([players.index(p) for p in schedule], jnp.int32)
+    current = order[state.step % len(schedule)]
+    new, finite, metrics = jax.lax.switch(current, [padded(b) for b in branches], None)
+    return new, finite, dict(metrics, player=current)
+
+
+def _train_step(loss_fn, schedule: tuple[str, ...] | None, ema_decay, guard):
+    """``step(state, batch)``: the update of `_update`, for the whole parameters or, with a
+    ``schedule``, for the player whose turn it is; then one more step and the streaks."""
+
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, Metrics]:
         _check_ema(state, ema_decay)
-        players = state.players
-        if players is None:
-            raise ValueError("a multi-player step needs a state created with players=...")
         key = jax.random.fold_in(state.rng, state.step)
 
-        def branch_for(player: str):
-            def branch(_):
-                def player_loss(p):
-                    params = {**state.params, player: p}
-                    return loss_fn(params, state.model_state, batch, key, player)
+        def update(player=None):
+            return _update(state, batch, key, loss_fn, ema_decay, guard, player)
 
-                ema = None if ema_decay is None else state.ema_params[player]
-                (p, o, model_state, e), loss, grad_norm, finite, metrics = _guarded_update(
-                    jax.value_and_grad(player_loss, has_aux=True),
-                    state.params[player], state.opt_state[player], state.model_state,
-                    state.player_tx(player), ema, ema_decay, guard,
-                )  # fmt: skip
-                ema_params = state.ema_params
-                if ema_decay is not None:
-                    ema_params = {**state.ema_params, player: e}
-                named = {f"{player}/{k}": v for k, v in metrics.items()}
-                named.update({f"{player}/loss": loss, f"{player}/grad_norm": grad_norm})
-                new = ({**state.params, player: p}, {**state.opt_state, player: o}, model_state)
-                return (*new, ema_params, finite, named)
-
-            return branch
-
-        branches = [branch_for(p) for p in players]
-        # lax.switch needs one output structure: every branch reports every player's metrics,
-        # zeros for the players that did not move (the loop masks them by `player`).
-        shapes = [jax.eval_shape(b, None)[-1] for b in branches]
-        union = {k: v for s in shapes for k, v in s.items()}
-
-        def padded(branch):
-            def run(_):
-                *out, named = branch(None)
-                full = {k: named.get(k, jnp.zeros(v.shape, v.dtype)) for k, v in union.items()}
-                return (*out, full)
-
-            return run
-
-        order = jnp.asarray([players.index(p) for p in schedule], jnp.int32)
-        current = order[state.step % len(schedule)]
-        params, opt_state, model_state, ema_params, finite, metrics = jax.lax.switch(
-            current, [padded(b) for b in branches], None
-        )
-        new_state = _advance(state, finite, params, opt_state, model_state, ema_params)
-        metrics = dict(metrics, player=current, skipped=(~finite).astype(jnp.float32))
-        return new_state, metrics
+        if schedule is None:
+            new, finite, metrics = update()
+        else:
+            new, finite, metrics = _switch_players(state, schedule, update)
+        metrics["skipped"] = (~finite).astype(jnp.float32)
+        return _advance(state, finite, *new), metrics
 
     return step
 
@@ -472,10 +479,7 @@ def _vmap_members(fn, args_axes: tuple, *, returns_state: bool):
 
 
 def _build_train_step(loss_fn, mesh, donate, schedule, ema_decay, members, guard="cond"):
-    if schedule is None:
-        step = _single_player_step(loss_fn, ema_decay, guard)
-    else:
-        step = _multi_player_step(loss_fn, schedule, ema_decay, guard)
+    step = _train_step(loss_fn, schedule, ema_decay, guard)
     if members:
         step = _vmap_members(step, (0,), returns_state=True)
 

@@ -9,7 +9,7 @@ import pytest
 from jgen import bijectors as jb
 from jgen.data import Dataset
 from jgen.distributions import Flow
-from jgen.experiment import changed_state_settings
+from jgen.experiment import changed_state_settings, resume_check
 from jgen.flows import DensityObjective
 from jgen.train import ResumeError, TrainConfig, fit, make_optimizer
 
@@ -132,6 +132,15 @@ def test_fresh_run_truncates_metrics_and_resume_refuses_other_data_order(tmp_pat
     with pytest.raises(ResumeError, match=r"train\.seed differ"):
         fit(OBJECTIVE, dataset, tx, _config(12), workdir=tmp_path, run_config=other,
             resume_policy=changed_state_settings)  # fmt: skip
+
+
+def test_the_experiment_resume_policy_refuses_state_settings_and_warns_of_a_new_length():
+    previous = {"model": {"a": 1}, "train": {"steps": 3, "seed": 0, "batch_size": 8}}
+    longer = resume_check(previous, {**previous, "train": {**previous["train"], "steps": 4}})
+    assert longer.changed == () and len(longer.warnings) == 1
+    assert "run was 3 steps long and this one is 4" in longer.warnings[0]
+    other = resume_check(previous, {**previous, "model": {"a": 2}})
+    assert other.changed == ("model",) and other.warnings == ()
 
 
 def test_train_config_rejects_non_int_values():

@@ -20,7 +20,7 @@ from jgen.train import (
     player_schedule,
     stateless,
 )
-from jgen.train.loop import _mean_metrics
+from jgen.train.logbook import mean_metrics
 
 
 class _Pair:
@@ -124,9 +124,9 @@ def test_window_means_are_over_each_players_own_steps():
         {"player": 0, "a/loss": 3.0, "b/loss": 0.0, "skipped": 1.0},
         {"player": 1, "a/loss": 0.0, "b/loss": 5.0, "skipped": 0.0},
     ]
-    means = _mean_metrics(window, ("a", "b"))
+    means = mean_metrics(window, ("a", "b"))
     assert means == {"a/loss": 2.0, "b/loss": 5.0, "skipped": 1 / 3}
-    assert "b/loss" not in _mean_metrics(window[:2], ("a", "b"))
+    assert "b/loss" not in mean_metrics(window[:2], ("a", "b"))
 
 
 def test_ema_is_the_exponential_average_of_the_params():
