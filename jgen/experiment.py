@@ -9,6 +9,8 @@ Config sections shared by every family:
     optim: keyword arguments of `jgen.train.make_optimizer` (without total_steps)
     train: fields of `jgen.train.TrainConfig`
     model: family-specific
+    figures: optional, the end-of-run figures' settings (`jgen.plotting.FigureSettings`:
+           resolution, num_samples, seed), read by `figure_settings`; not state-defining
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from ml_collections import ConfigDict
 
 from jgen.data import Dataset, load_dataset
+from jgen.plotting import FigureSettings
 from jgen.train import ResumeCheck, TrainConfig, TrainState, make_optimizer
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "changed_state_settings",
     "config_to_dict",
     "family_builder",
+    "figure_settings",
     "restore_run",
     "resume_check",
 ]
@@ -93,6 +97,12 @@ def resume_check(previous: dict[str, Any], current: dict[str, Any]) -> ResumeChe
             "with total_steps = train.steps) differ from the first part of the run from here on"
         )
     return ResumeCheck(tuple(changed_state_settings(previous, current)), tuple(warnings))
+
+
+def figure_settings(config: ConfigDict) -> FigureSettings:
+    """The figure settings of a config: its ``figures`` section over the defaults of
+    `jgen.plotting.FigureSettings` (every family's figures hook reads them here)."""
+    return FigureSettings.from_section(config.get("figures"))
 
 
 def config_to_dict(config: ConfigDict) -> dict[str, Any]:

@@ -1,8 +1,15 @@
-"""Figures: 2-D samples and densities on a grid, and image grids (matplotlib, written as PNG)."""
+"""Figures: 2-D samples and densities on a grid, and image grids (matplotlib, written as PNG).
+
+`FigureSettings` is the one place for the settings every family's figures share (a config's
+optional ``figures`` section, read by `jgen.experiment.figure_settings`); `save_figure` the one
+place every figure is written (at `DPI`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -12,22 +19,68 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 __all__ = [
+    "DPI",
+    "FigureSettings",
     "density_grid",
     "figure_2d",
     "grid_integral",
     "plot_2d",
+    "plot_density_2d",
     "plot_images",
     "plot_limit",
+    "save_figure",
 ]
+
+DPI = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSettings:
+    """What the families' end-of-run figures draw (config section ``figures``).
+
+    resolution:  cells per axis of a 2-D density grid
+    num_samples: draws in a sample figure; None: 20,000 for 2-D data (histograms), 50 for
+                 anything else (an image grid)
+    seed:        the PRNG seed of the figures' draws (``jax.random.PRNGKey(seed)``)
+    """
+
+    resolution: int = 200
+    num_samples: int | None = None
+    seed: int = 1234
+
+    def __post_init__(self):
+        for name in ("resolution", "num_samples", "seed"):
+            value = getattr(self, name)
+            if value is None and name == "num_samples":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"FigureSettings.{name}: expected an int >= 0, got {value!r}")
+
+    @classmethod
+    def from_section(cls, section: Mapping | None) -> FigureSettings:
+        """From a config's ``figures`` section (None or empty: the defaults); an unknown key
+        is an error naming the known ones."""
+        section = dict(section or {})
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(section) - set(known))
+        if unknown:
+            raise ValueError(f"config.figures: unknown settings {unknown}; known: {known}")
+        return cls(**section)
+
+    def samples_for(self, event_shape: Sequence[int]) -> int:
+        """Draws in a sample figure of events of ``event_shape``."""
+        if self.num_samples is not None:
+            return self.num_samples
+        return 20_000 if tuple(event_shape) == (2,) else 50
 
 
 def save_figure(fig, path: str | Path, title: str = "") -> Path:
-    """Title (if any), tight layout, save at 100 dpi and close: every jgen figure ends here."""
+    """Title (if any), tight layout, save at `DPI` and close: every jgen figure ends here."""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
@@ -79,6 +132,30 @@ def plot_2d(
     the same axes [−limit, limit]², the density with a colour bar; saved to ``path``."""
     fig = figure_2d(data=data, samples=samples, grid=grid, limit=limit)
     return save_figure(fig, path, title)
+
+
+def plot_density_2d(
+    workdir: Path,
+    data: np.ndarray,
+    samples: np.ndarray,
+    log_prob: Callable[[np.ndarray], np.ndarray],
+    *,
+    name: str,
+    resolution: int,
+    extra: Mapping | None = None,
+) -> Path:
+    """The figure of a 2-D density model: data, samples and the density on a grid over the
+    data's window (`plot_limit`), to ``workdir/samples.png``; the grid's integral (and
+    ``extra``) to ``workdir/density.json``."""
+    limit = plot_limit(data)
+    grid = density_grid(log_prob, limit=limit, resolution=resolution)
+    integral = grid_integral(grid[2], limit=limit)
+    info = {"grid_limit": limit, "density_integral": integral, **(extra or {})}
+    (Path(workdir) / "density.json").write_text(json.dumps(info, indent=2))
+    return plot_2d(
+        Path(workdir) / "samples.png", data=data, samples=np.asarray(samples), grid=grid,
+        limit=limit, title=f"{name} (density integral {integral:.3f})",
+    )  # fmt: skip
 
 
 def figure_2d(

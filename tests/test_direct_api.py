@@ -212,9 +212,9 @@ def test_chain_parameter_names_are_readable_and_stable(flow_and_variables):
 def test_objectives_share_one_log_prob_convention(flow_and_variables):
     """log_prob(params, model_state, x, ...) -> log p(x) of shape (B,): an array, no state."""
     from jgen.autoregressive import MADE, AutoregressiveObjective
-    from jgen.cnf.experiment import TrainEvalObjective
     from jgen.flow_matching import FlowMatchingObjective, MoserObjective
     from jgen.seq2seq import Seq2SeqObjective
+    from jgen.train import TrainEvalObjective
     from jgen.vi import ReverseKL
 
     for cls in (DensityObjective, TrainEvalObjective, FlowMatchingObjective, MoserObjective,

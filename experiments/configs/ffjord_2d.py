@@ -30,9 +30,9 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
             solve_jointly=False, max_steps=4096,
             eval_rtol=1e-5, eval_atol=1e-5,
             regularization=ConfigDict(dict(kinetic_energy=0.0, jacobian_frobenius=0.0)),
-            figure_resolution=200, figure_samples=20_000,
         )
     )  # fmt: skip
+    c.figures = ConfigDict(dict(resolution=200, num_samples=20_000))
     c.optim = ConfigDict(dict(learning_rate=1e-3, schedule="cosine", warmup_steps=100))
     c.train = ConfigDict(
         dict(
@@ -42,6 +42,6 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     )  # fmt: skip
     if smoke:
         c.model.update(hidden_dims=(8,), rtol=1e-2, atol=1e-2, eval_rtol=1e-2, eval_atol=1e-2)
-        c.model.update(figure_resolution=20, figure_samples=200)
+        c.figures.update(resolution=20, num_samples=200)
         common.smoke(c, batch_size=32, eval_batch_size=64, n_train=256, n_test=64)
     return c

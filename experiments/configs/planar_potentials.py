@@ -28,9 +28,10 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
     c.model = ConfigDict(
         dict(
             potential=potential, flow="planar", num_flows=32, init_scale=0.1,
-            anneal_steps=8000, quadrature_resolution=1400, figure_resolution=200,
+            anneal_steps=8000, quadrature_resolution=1400,
         )
     )  # fmt: skip
+    c.figures = ConfigDict(dict(resolution=200))
     c.optim = ConfigDict(
         dict(learning_rate=3e-3, schedule="cosine", warmup_steps=0, clip_norm=100.0)
     )
@@ -41,6 +42,7 @@ def get_config(arg: str | None = None, smoke: bool = False) -> ConfigDict:
         )
     )  # fmt: skip
     if smoke:
-        c.model.update(num_flows=2, quadrature_resolution=100, figure_resolution=40, anneal_steps=2)
+        c.model.update(num_flows=2, quadrature_resolution=100, anneal_steps=2)
+        c.figures.update(resolution=40)
         common.smoke(c, batch_size=16, eval_batch_size=32, n_train=16, n_test=32)
     return c

@@ -17,6 +17,7 @@ from jgen import plotting
 from jgen.autoregressive.made import MADE
 from jgen.autoregressive.objective import AutoregressiveObjective
 from jgen.data import Dataset
+from jgen.experiment import figure_settings
 from jgen.train import TrainState
 
 __all__ = ["build_autoregressive_experiment"]
@@ -47,8 +48,11 @@ def build_autoregressive_experiment(config: ConfigDict, dataset: Dataset) -> dic
     def sample(state: TrainState, key, num: int) -> np.ndarray:
         return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
+    settings = figure_settings(config)
+
     def figures(state: TrainState, workdir: Path) -> list[Path]:
-        samples = sample(state, jax.random.PRNGKey(1234), 50)
+        key = jax.random.PRNGKey(settings.seed)
+        samples = sample(state, key, settings.samples_for(dataset.event_shape))
         if samples.ndim != 4:  # vectors: nothing to draw as an image, show them as rows
             samples = samples.reshape(len(samples), 1, -1, 1)
         path = plotting.plot_images(

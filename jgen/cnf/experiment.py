@@ -22,7 +22,6 @@ evaluation tolerances, so test NLLs are exact log-likelihoods (up to the solver'
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ml_collections import ConfigDict
@@ -32,39 +31,17 @@ from jgen.cnf.multiscale import multiscale_cnf
 from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
 from jgen.distributions import Flow, LogitPreprocess
+from jgen.experiment import figure_settings
 from jgen.flows import DensityObjective
 from jgen.flows.experiment import density_figures, density_sampler
+from jgen.train import TrainEvalObjective
 
-__all__ = ["TrainEvalObjective", "build_cnf_experiment", "cnf_flow"]
+__all__ = ["build_cnf_experiment", "cnf_flow"]
 
 _SOLVE_KEYS = (
     "solver", "rtol", "atol", "step_size", "adjoint", "trace", "trace_distribution",
     "num_probes", "solve_jointly", "max_steps",
 )  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainEvalObjective:
-    """An `Objective` that trains with one objective and evaluates with another over the same
-    parameters (e.g. a Hutchinson-trained CNF evaluated with the exact trace)."""
-
-    train: Any
-    eval: Any
-
-    def init(self, key, batch):
-        return self.train.init(key, batch)
-
-    def loss(self, params, model_state, batch, key):
-        return self.train.loss(params, model_state, batch, key)
-
-    def evaluate(self, params, model_state, batch, key):
-        return self.eval.evaluate(params, model_state, batch, key)
-
-    def sample(self, params, model_state, key, num_samples, context=None):
-        return self.eval.sample(params, model_state, key, num_samples, context)
-
-    def log_prob(self, params, model_state, x, context=None, **kwargs):
-        return self.eval.log_prob(params, model_state, x, context, **kwargs)
 
 
 def cnf_flow(model: ConfigDict | dict, dataset: Dataset, *, evaluation: bool = False) -> Flow:
@@ -118,9 +95,6 @@ def build_cnf_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]
         cnf_flow(model, dataset, evaluation=True), num_levels=dataset.num_levels
     )
     objective = TrainEvalObjective(train, evaluation)
-    figures = density_figures(
-        objective, dataset, config.get("name", "ffjord"),
-        resolution=model.get("figure_resolution", 200),
-        num_samples=model.get("figure_samples", 20_000),
-    )  # fmt: skip
+    name = config.get("name", "ffjord")
+    figures = density_figures(objective, dataset, name, figure_settings(config))
     return dict(objective=objective, figures=figures, sample=density_sampler(objective, dataset))

@@ -17,7 +17,7 @@
     logit_alpha:  for discrete data (digits)
 ``moser_flow`` config, ``model`` section: hidden_dims, activation, half_width (L), eps,
 penalty (λ), output_scale (None: ν·L), rtol, atol (the sampling solve).
-Both read an optional ``figures`` section: resolution (density grid) and num_samples.
+Both read the optional ``figures`` section (`jgen.experiment.figure_settings`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ml_collections import ConfigDict
 from jgen import plotting
 from jgen.cnf.strategies import make_cnf, make_field
 from jgen.data import Dataset
+from jgen.experiment import figure_settings
 from jgen.flow_matching.coupling import SchrodingerBridge, Sinkhorn, make_coupling
 from jgen.flow_matching.moser import BoxField, MoserObjective
 from jgen.flow_matching.objective import FlowMatchingObjective
@@ -106,44 +107,27 @@ def moser_objective(model: ConfigDict, dim: int = 2) -> MoserObjective:
     )
 
 
-def _figure_settings(config: ConfigDict) -> tuple[int, int]:
-    figures = config.get("figures") or {}
-    return int(figures.get("resolution", 200)), int(figures.get("num_samples", 20_000))
-
-
-def _toy_figure(workdir: Path, dataset: Dataset, samples, log_prob, *, name, resolution, extra):
-    """Samples and density on a grid; the grid integral goes to density.json."""
-    limit = plotting.plot_limit(dataset.test)
-    grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)
-    integral = plotting.grid_integral(grid[2], limit=limit)
-    info = {"grid_limit": limit, "density_integral": integral, **extra}
-    (workdir / "density.json").write_text(json.dumps(info, indent=2))
-    title = f"{name} (density integral {integral:.3f})"
-    path = plotting.plot_2d(
-        workdir / "samples.png", data=dataset.test, samples=np.asarray(samples), grid=grid,
-        limit=limit, title=title,
-    )  # fmt: skip
-    return [path]
-
-
 def build_flow_matching_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
     objective = flow_matching_objective(config.model, dataset.event_shape, dataset.num_levels)
     name = config.get("name", "flow_matching")
-    resolution, num_samples = _figure_settings(config)
+    settings = figure_settings(config)
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         params, model_state = state.eval_params, state.model_state
         samples, stats = objective.sample_with_stats(
-            params, model_state, jax.random.PRNGKey(1234), num_samples
-        )
+            params, model_state, jax.random.PRNGKey(settings.seed),
+            settings.samples_for(dataset.event_shape),
+        )  # fmt: skip
         nfe = {"sampling_nfe": float(stats.get("nfe", np.nan))}
         if dataset.event_shape != (2,):
             (workdir / "sampling.json").write_text(json.dumps(nfe, indent=2))
             return [plotting.plot_images(workdir / "samples.png", np.asarray(samples), title=name)]
         log_prob = jax.jit(lambda x: objective.log_prob(params, model_state, x))
-        return _toy_figure(
-            workdir, dataset, samples, log_prob, name=name, resolution=resolution, extra=nfe
-        )
+        path = plotting.plot_density_2d(
+            workdir, dataset.test, samples, log_prob, name=name,
+            resolution=settings.resolution, extra=nfe,
+        )  # fmt: skip
+        return [path]
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
         x = np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
@@ -161,21 +145,24 @@ def build_moser_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, An
         )
     objective = moser_objective(config.model, dim=2)
     name = config.get("name", "moser_flow")
-    resolution, num_samples = _figure_settings(config)
+    settings = figure_settings(config)
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
         samples, _, stats = objective.sample_with_stats(
-            state.eval_params, state.model_state, jax.random.PRNGKey(1234), num_samples
-        )
+            state.eval_params, state.model_state, jax.random.PRNGKey(settings.seed),
+            settings.samples_for(dataset.event_shape),
+        )  # fmt: skip
         log_prob = jax.jit(lambda x: objective.log_prob(state.eval_params, state.model_state, x))
         extra = {
             "sampling_nfe": float(stats.get("nfe", np.nan)),
             "sampling_succeeded_fraction": float(stats["succeeded_fraction"]),
             "box_integral_of_mu_plus": _box_integral(objective, state.eval_params),
         }
-        return _toy_figure(
-            workdir, dataset, samples, log_prob, name=name, resolution=resolution, extra=extra
-        )
+        path = plotting.plot_density_2d(
+            workdir, dataset.test, samples, log_prob, name=name,
+            resolution=settings.resolution, extra=extra,
+        )  # fmt: skip
+        return [path]
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
         return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))

@@ -13,7 +13,6 @@ Config ``model`` section (see experiments/configs/realnvp_2d.py and friends):
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,9 @@ from jgen import bijectors as jb
 from jgen import plotting
 from jgen.data import Dataset
 from jgen.distributions import Flow, LogitPreprocess
+from jgen.experiment import figure_settings
 from jgen.flows.objective import DensityObjective
+from jgen.plotting import FigureSettings
 from jgen.train import TrainState
 
 __all__ = ["build_flow_experiment", "density_figures", "density_sampler", "flow_bijector"]
@@ -123,33 +124,25 @@ def _vector_flow(kind: str, model: ConfigDict, shape: tuple[int, ...]) -> jb.Bij
 
 
 def density_figures(
-    objective, dataset: Dataset, name: str, *, resolution: int = 200, num_samples: int = 20_000
+    objective, dataset: Dataset, name: str, settings: FigureSettings = FigureSettings()
 ):
     """The figures hook of a density model with ``sample(params, model_state, key, n)`` and
-    ``log_prob(params, model_state, x) -> log p`` (e.g. `DensityObjective`): for 2-D
-    data, samples over the data and the density on a grid (its integral goes to density.json);
-    for images, a grid of samples."""
+    ``log_prob(params, model_state, x) -> log p`` (e.g. `DensityObjective`): for 2-D data,
+    samples over the data and the density on a grid (`jgen.plotting.plot_density_2d`); for
+    images, a grid of samples."""
 
     def figures(state: TrainState, workdir: Path) -> list[Path]:
-        key = jax.random.PRNGKey(1234)
+        key = jax.random.PRNGKey(settings.seed)
+        params, model_state = state.eval_params, state.model_state
+        num = settings.samples_for(dataset.event_shape)
+        samples = np.asarray(objective.sample(params, model_state, key, num))
         if dataset.event_shape == (2,):
-            samples = np.asarray(
-                objective.sample(state.eval_params, state.model_state, key, num_samples)
-            )
-            limit = plotting.plot_limit(dataset.test)
-            params = state.eval_params
-            log_prob = jax.jit(lambda x: objective.log_prob(params, state.model_state, x))
-            grid = plotting.density_grid(log_prob, limit=limit, resolution=resolution)
-            integral = plotting.grid_integral(grid[2], limit=limit)
-            (workdir / "density.json").write_text(
-                json.dumps({"grid_limit": limit, "density_integral": integral}, indent=2)
-            )
-            path = plotting.plot_2d(
-                workdir / "samples.png", data=dataset.test, samples=samples, grid=grid,
-                limit=limit, title=f"{name} (density integral {integral:.3f})",
+            log_prob = jax.jit(lambda x: objective.log_prob(params, model_state, x))
+            path = plotting.plot_density_2d(
+                workdir, dataset.test, samples, log_prob, name=name,
+                resolution=settings.resolution,
             )  # fmt: skip
             return [path]
-        samples = np.asarray(objective.sample(state.eval_params, state.model_state, key, 50))
         return [plotting.plot_images(workdir / "samples.png", samples, title=name)]
 
     return figures
@@ -174,6 +167,8 @@ def build_flow_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any
     objective = DensityObjective(flow, num_levels=dataset.num_levels)
     return dict(
         objective=objective,
-        figures=density_figures(objective, dataset, config.get("name", "flow")),
+        figures=density_figures(
+            objective, dataset, config.get("name", "flow"), figure_settings(config)
+        ),
         sample=density_sampler(objective, dataset),
     )

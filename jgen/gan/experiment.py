@@ -40,10 +40,12 @@ from ml_collections import ConfigDict
 
 from jgen import plotting
 from jgen.data import Dataset, mixture_modes
+from jgen.experiment import figure_settings
 from jgen.gan.metrics import mode_statistics
 from jgen.gan.nets import ConvDiscriminator, ConvGenerator, MLPDiscriminator, MLPGenerator
 from jgen.gan.objective import GAN
 from jgen.image_metrics import has_image_classifier, image_sample_metrics
+from jgen.plotting import FigureSettings
 from jgen.train import TrainState, make_optimizer
 
 __all__ = ["build_gan_experiment", "gan_from_config"]
@@ -106,9 +108,12 @@ def _labels_for(gan: GAN, num: int):
     return jnp.arange(num) % gan.num_classes
 
 
-def _figures(gan: GAN, dataset: Dataset, name: str, num_eval: int, digit_metrics: bool):
+def _figures(
+    gan: GAN, dataset: Dataset, name: str, num_eval: int, digit_metrics: bool,
+    settings: FigureSettings,
+):  # fmt: skip
     def figures(state: TrainState, workdir: Path) -> list[Path]:
-        key = jax.random.PRNGKey(1234)
+        key = jax.random.PRNGKey(settings.seed)
         labels = _labels_for(gan, num_eval)
         samples = np.asarray(
             gan.sample(state.eval_params, state.model_state, key, num_eval, labels)
@@ -161,5 +166,7 @@ def build_gan_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]
 
     num_eval = config.model.get("eval_samples", 2500)
     name = config.get("name", "gan")
-    figures = _figures(gan, dataset, name, num_eval, _digit_metrics(config.model))
+    figures = _figures(
+        gan, dataset, name, num_eval, _digit_metrics(config.model), figure_settings(config)
+    )
     return dict(objective=gan, figures=figures, sample=sample, tx=tx)

@@ -20,7 +20,7 @@ import numpy as np
 
 from jgen.config import load_experiment_config
 from jgen.data import mixture_modes
-from jgen.experiment import build_experiment
+from jgen.experiment import build_experiment, figure_settings
 from jgen.gan.metrics import mode_statistics
 from jgen.train import fit
 
@@ -41,7 +41,8 @@ def run_one(dataset: str, loss: str, seed: int, overrides: list[str]) -> dict:
     exp = build_experiment(config)
     start = time.perf_counter()
     result = fit(exp.objective, exp.dataset, exp.tx, exp.train)
-    samples = exp.sample(result.state, jax.random.PRNGKey(1234), 2500)
+    # The draws of the figures hook's metrics (gan_metrics.json).
+    samples = exp.sample(result.state, jax.random.PRNGKey(figure_settings(config).seed), 2500)
     centres, std = mixture_modes(dataset)
     stats = mode_statistics(samples, centres, std)
     return dict(dataset=dataset, loss=loss, seed=seed, seconds=time.perf_counter() - start, **stats)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from ml_collections import ConfigDict
 
+from jgen import plotting
 from jgen.data import Dataset
 from jgen.plotting import plt
 from jgen.seq2seq.decoding import (
@@ -59,10 +60,7 @@ def _text_table(path: Path, rows: list[tuple[str, str, str]], title: str) -> Pat
         ax.text(0.0, y, source, family="monospace", va="center", fontsize=9)
         ax.text(0.5, y, "-> " + output, family="monospace", va="center", color=color, fontsize=9)
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plotting.save_figure(fig, path)
 
 
 def build_seq2seq_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:

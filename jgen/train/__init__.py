@@ -16,6 +16,7 @@ from jgen.train.members import member_state, stack_states
 from jgen.train.resume import ResumeCheck, ResumeError
 from jgen.train.step import (
     Objective,
+    TrainEvalObjective,
     TrainState,
     make_eval_step,
     make_optimizer,
@@ -31,6 +32,7 @@ __all__ = [
     "ResumeCheck",
     "ResumeError",
     "TrainConfig",
+    "TrainEvalObjective",
     "TrainState",
     "atomic_write_text",
     "dataset_arrays",

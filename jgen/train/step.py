@@ -50,6 +50,7 @@ evaluation step and the families' sampling use it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -67,6 +68,7 @@ from jgen.validation import check_choice, check_int, check_number
 
 __all__ = [
     "Objective",
+    "TrainEvalObjective",
     "TrainState",
     "make_eval_step",
     "make_optimizer",
@@ -98,6 +100,31 @@ def stateless(
         return value, (metrics, model_state)
 
     return loss
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainEvalObjective:
+    """An `Objective` that trains with one objective and evaluates with another over the same
+    parameters (e.g. a Hutchinson-trained CNF evaluated with the exact trace): ``init`` and
+    ``loss`` are ``train``'s; ``evaluate``, ``sample`` and ``log_prob`` are ``eval``'s."""
+
+    train: Any
+    eval: Any
+
+    def init(self, key, batch):
+        return self.train.init(key, batch)
+
+    def loss(self, params, model_state, batch, key):
+        return self.train.loss(params, model_state, batch, key)
+
+    def evaluate(self, params, model_state, batch, key):
+        return self.eval.evaluate(params, model_state, batch, key)
+
+    def sample(self, params, model_state, key, num_samples, *args, **kwargs):
+        return self.eval.sample(params, model_state, key, num_samples, *args, **kwargs)
+
+    def log_prob(self, params, model_state, x, *args, **kwargs):
+        return self.eval.log_prob(params, model_state, x, *args, **kwargs)
 
 
 def player_schedule(objective: Any) -> tuple[tuple[str, ...], tuple[str, ...]] | None:

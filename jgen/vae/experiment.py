@@ -28,6 +28,7 @@ from ml_collections import ConfigDict
 
 from jgen.config import smoke_variant
 from jgen.data import Dataset
+from jgen.experiment import figure_settings
 from jgen.vae.figures import model_figures
 from jgen.vae.helmholtz import HelmholtzMachine, HelmholtzObjective
 from jgen.vae.likelihoods import make_likelihood
@@ -95,13 +96,15 @@ def _evaluation_options(config: ConfigDict) -> dict[str, Any]:
     )
 
 
-def _parts(objective, dataset: Dataset, name: str) -> dict[str, Any]:
+def _parts(objective, dataset: Dataset, config: ConfigDict, default_name: str) -> dict[str, Any]:
+    name = config.get("name", default_name)
+
     def sample(state, key, num: int) -> np.ndarray:
         return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
 
     return dict(
         objective=objective,
-        figures=model_figures(objective, dataset, name),
+        figures=model_figures(objective, dataset, name, figure_settings(config)),
         sample=sample,
     )
 
@@ -126,7 +129,7 @@ def build_vae_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]
         model, likelihood, kl=model_config.get("kl", "analytic"),
         train_samples=model_config.get("train_samples", 1), **_evaluation_options(config),
     )  # fmt: skip
-    return _parts(objective, dataset, config.get("name", "vae"))
+    return _parts(objective, dataset, config, "vae")
 
 
 def build_helmholtz_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
@@ -140,4 +143,4 @@ def build_helmholtz_experiment(config: ConfigDict, dataset: Dataset) -> dict[str
         activation=model_config.get("activation", "gelu"),
     )
     objective = HelmholtzObjective.create(model, likelihood, **_evaluation_options(config))
-    return _parts(objective, dataset, config.get("name", "helmholtz"))
+    return _parts(objective, dataset, config, "helmholtz")

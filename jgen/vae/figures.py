@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jgen import plotting
+from jgen.plotting import FigureSettings
 
 __all__ = ["latent_space_figure", "reconstruction_figure", "sample_figure"]
 
@@ -71,15 +72,16 @@ def latent_space_figure(
     return plotting.save_figure(fig, path, title)
 
 
-def model_figures(objective, dataset, name: str, num: int = 50):
+def model_figures(objective, dataset, name: str, settings: FigureSettings = FigureSettings()):
     """The ``figures(state, workdir)`` hook of a VAE or Helmholtz experiment."""
+    num = settings.samples_for(dataset.event_shape)
 
     # Compiled once each (eagerly, a Flax apply runs, and compiles, op by op).
     sample = jax.jit(objective.sample, static_argnums=3, static_argnames="means")
     reconstruct = jax.jit(objective.reconstruct)
 
     def figures(state, workdir: Path) -> list[Path]:
-        key = jax.random.PRNGKey(1234)
+        key = jax.random.PRNGKey(settings.seed)
         shape = dataset.event_shape
         params = state.eval_params
         means = sample(params, state.model_state, key, num, means=True)

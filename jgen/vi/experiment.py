@@ -27,6 +27,7 @@ from jgen import bijectors as jb
 from jgen.bijectors.planar import flow_layer_class
 from jgen.data import Dataset
 from jgen.distributions import Flow
+from jgen.experiment import figure_settings
 from jgen.train import TrainState
 from jgen.validation import check_int
 from jgen.vi.figures import FIGURE_LIMIT, density_panels, plot_density_grid
@@ -68,7 +69,8 @@ def build_vi_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
     model = config.model
     objective = reverse_kl_objective(model)
     energy = objective.energy
-    resolution = int(model.get("figure_resolution", 200))
+    settings = figure_settings(config)
+    resolution = settings.resolution
 
     def sample(state: TrainState, key, num: int) -> np.ndarray:
         return np.asarray(objective.sample(state.eval_params, state.model_state, key, num))
@@ -81,7 +83,10 @@ def build_vi_experiment(config: ConfigDict, dataset: Dataset) -> dict[str, Any]:
         panels = [
             true_density,
             density_panels(log_q, resolution=resolution),
-            histogram_panel(sample(state, jax.random.key(1234), 20_000), resolution=resolution),
+            histogram_panel(
+                sample(state, jax.random.PRNGKey(settings.seed), settings.samples_for((2,))),
+                resolution=resolution,
+            ),
         ]
         name = f"{model.potential}, K = {model.num_flows} {model.flow}"
         path = plot_density_grid(

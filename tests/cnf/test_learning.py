@@ -24,7 +24,7 @@ SHORT = [
     "train.progress=False", "train.log_every=100", "data.n_train=20000", "data.n_test=1000",
     "model.hidden_dims=(32,32)", "model.trace=exact", "model.step_size=0.125",
     "model.eval_rtol=1e-3", "model.eval_atol=1e-3", "optim.learning_rate=5e-3",
-    "model.figure_resolution=100", "model.figure_samples=500",
+    "figures.resolution=100", "figures.num_samples=500",
 ]  # fmt: skip
 THRESHOLDS = {"8gaussians": 3.45, "checkerboard": 4.35}
 

@@ -64,7 +64,7 @@ def _fitted_kl(potential: str, num_flows: int) -> float:
         f"planar_potentials:{potential}",
         [
             f"model.num_flows={num_flows}", "model.quadrature_resolution=300",
-            "model.anneal_steps=100", "model.figure_resolution=40", "data.n_train=64",
+            "model.anneal_steps=100", "figures.resolution=40", "data.n_train=64",
             "data.n_test=4096", "train.steps=600", "train.batch_size=64",
             "train.eval_batch_size=4096", "train.log_every=0", "train.progress=False",
             "train.data_parallel=False",
