@@ -2,12 +2,12 @@
 
 Subpackages: `bijectors` (composable bijectors with log-dets: RealNVP, planar and radial,
 residual flows, ...), `cnf` (continuous normalizing flows on diffrax, trace estimators),
-`distributions` (flows, dequantisation, the likelihood objective), `data`, `train` (the shared
-trainer), `parallel` (data-parallel sharding), and the model families `flow_matching`, `vae`,
-`vi`, `gan`, `seq2seq`, `autoregressive`. Each is imported on first use (``jgen.bijectors``
-works after ``import jgen``), so that the `jgen` command (`jgen.cli`) starts without loading
-JAX. `jgen.init`, `jgen.bind` and `jgen.Bound` (from `jgen.binding`) are the direct-call API for
-research code: see docs/using_jgen.md.
+`distributions` (flows, dequantisation), `data`, `train` (the shared trainer), `parallel`
+(data-parallel sharding), and the model families `flows` (maximum likelihood:
+`DensityObjective`), `flow_matching`, `vae`, `vi`, `gan`, `seq2seq`, `autoregressive`. Each
+is imported on first use (``jgen.bijectors`` works after ``import jgen``), so that the `jgen`
+command (`jgen.cli`) starts without loading JAX. `jgen.init`, `jgen.bind` and `jgen.Bound`
+(from `jgen.binding`) are the direct-call API for research code: see docs/using_jgen.md.
 """
 
 import importlib
@@ -19,6 +19,7 @@ __all__ = [
     "cnf",
     "data",
     "distributions",
+    "flows",
     "init",
     "parallel",
     "train",
@@ -31,6 +32,7 @@ _SUBPACKAGES = frozenset(
         "cnf",
         "data",
         "distributions",
+        "flows",
         "parallel",
         "train",
         "flow_matching",

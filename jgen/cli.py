@@ -287,13 +287,13 @@ def _outputs_line(workdir: Path) -> str:
 
 
 def _cmd_eval(args) -> int:
-    from jgen.train import dataset_arrays, evaluate_dataset, make_eval_step, run_keys
+    from jgen.train import evaluate_dataset, make_eval_step, run_keys
 
     workdir = Path(args.workdir)
     exp, state = _restore(workdir, args.member)
     # The run's own eval key: `jgen eval` reproduces the numbers the training run logged.
     metrics = evaluate_dataset(
-        make_eval_step(exp.objective.evaluate), state, dataset_arrays(exp.dataset, args.split),
+        make_eval_step(exp.objective.evaluate), state, exp.dataset.arrays(args.split),
         batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.members[args.member][0])[2],
     )  # fmt: skip
     record = {"step": int(state.step), "split": args.split, **metrics}

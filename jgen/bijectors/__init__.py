@@ -14,7 +14,7 @@ from jgen.bijectors.base import (
 
 # Elementwise, permutation, linear and normalisation bijectors are exported below this line.
 from jgen.bijectors.elementwise import Affine, Logit, ScalarAffine, Sigmoid, Tanh
-from jgen.bijectors.linear import Conv1x1, LULinear, random_orthogonal
+from jgen.bijectors.linear import Conv1x1, LULinear
 from jgen.bijectors.normalization import ActNorm, BatchNorm
 from jgen.bijectors.permutations import Permute, Reverse, random_permutation
 
@@ -98,7 +98,6 @@ __all__ = [
     "multiscale",
     "multiscale_realnvp",
     "neural_spline_flow",
-    "random_orthogonal",
     "random_permutation",
     "realnvp",
     "residual_flow",

@@ -4,8 +4,6 @@ fields h(z, t[, context]) and trace estimators for the instantaneous change of v
 from jgen.cnf.cnf import (
     CNF,
     REGULARIZERS,
-    REGULARIZERS_NAME,
-    STATS_NAME,
     collect_nfe,
     collect_regularizers,
     collect_stat,
@@ -18,7 +16,6 @@ from jgen.cnf.strategies import (
     SOLVERS,
     make_cnf,
     make_field,
-    make_trace_estimator,
 )
 from jgen.cnf.trace import ExactTrace, Hutchinson, HutchPlusPlus, TraceEstimator, sample_probes
 from jgen.cnf.unet import UNetField, sinusoidal_embedding
@@ -29,9 +26,7 @@ __all__ = [
     "CNF",
     "FIELDS",
     "REGULARIZERS",
-    "REGULARIZERS_NAME",
     "SOLVERS",
-    "STATS_NAME",
     "ConcatSquashDense",
     "ConcatSquashField",
     "ExactTrace",
@@ -46,7 +41,6 @@ __all__ = [
     "collect_stat",
     "make_cnf",
     "make_field",
-    "make_trace_estimator",
     "multiscale_cnf",
     "sample_probes",
     "sinusoidal_embedding",

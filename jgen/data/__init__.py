@@ -11,10 +11,8 @@ from jgen.data.cifar import load_cifar10
 from jgen.data.datasets import DATASETS, Dataset, load_dataset
 from jgen.data.digits import DIGITS_NUM_LEVELS, load_digits, stratified_split
 from jgen.data.files import (
-    DATA_DIR_ENV,
     LabelledSplits,
     TabularSplits,
-    default_data_root,
 )
 from jgen.data.mnist import load_fashion_mnist, load_mnist, read_idx
 from jgen.data.mnist5k import MNIST5K_NUM_LEVELS, load_mnist5k, mnist5k_path, read_mnist5k_csv
@@ -40,7 +38,6 @@ from jgen.data.toy2d import TOY_DATASETS, mixture_modes, sample_toy
 __all__ = [
     "BOS",
     "DATASETS",
-    "DATA_DIR_ENV",
     "DIGITS_NUM_LEVELS",
     "EOS",
     "MNIST5K_NUM_LEVELS",
@@ -53,7 +50,6 @@ __all__ = [
     "SequenceTask",
     "TabularSplits",
     "Vocabulary",
-    "default_data_root",
     "eval_batches",
     "load_bsds300",
     "load_cifar10",

@@ -3,7 +3,6 @@ multi-host runs through `jax.distributed`."""
 
 from jgen.parallel.distributed import agree, barrier, initialize, is_primary
 from jgen.parallel.mesh import (
-    DATA_AXIS,
     data_mesh,
     data_sharding,
     local_rows,
@@ -12,7 +11,6 @@ from jgen.parallel.mesh import (
 )
 
 __all__ = [
-    "DATA_AXIS",
     "agree",
     "barrier",
     "data_mesh",

@@ -16,7 +16,7 @@ from jgen.seq2seq.decoding import (
     outputs,
     sample_decode,
 )
-from jgen.seq2seq.model import Seq2Seq, StackedLSTM, check_tokens, sequence_lengths
+from jgen.seq2seq.model import Seq2Seq, check_tokens, sequence_lengths
 from jgen.seq2seq.objective import Seq2SeqObjective
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "Decoded",
     "Seq2Seq",
     "Seq2SeqObjective",
-    "StackedLSTM",
     "beam_search",
     "check_tokens",
     "decode",

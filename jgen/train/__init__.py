@@ -1,11 +1,10 @@
 """One trainer for every model family: train state, jitted steps, the loop, checkpoints, and
 vmapped seeds (stacked states)."""
 
-from jgen.train.checkpoint import Checkpointer, atomic_write_text, load_config, save_config
+from jgen.train.checkpoint import Checkpointer, load_config, save_config
 from jgen.train.loop import (
     FitResult,
     TrainConfig,
-    dataset_arrays,
     evaluate_dataset,
     fit,
     initial_run_state,
@@ -34,8 +33,6 @@ __all__ = [
     "TrainConfig",
     "TrainEvalObjective",
     "TrainState",
-    "atomic_write_text",
-    "dataset_arrays",
     "evaluate_dataset",
     "fit",
     "initial_run_state",

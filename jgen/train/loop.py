@@ -68,7 +68,6 @@ __all__ = [
     "FitResult",
     "ResumeError",
     "TrainConfig",
-    "dataset_arrays",
     "evaluate_dataset",
     "fit",
     "initial_run_state",
@@ -165,11 +164,6 @@ class FitResult:
     member_eval_metrics: list[dict[str, float]] | None = None
 
 
-def dataset_arrays(dataset: Dataset, split: str) -> dict[str, np.ndarray]:
-    """The arrays of one split as a batchable dict (`Dataset.arrays`)."""
-    return dataset.arrays(split)
-
-
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The (init, train, eval) keys of a run with this seed; `jgen eval` reuses them."""
     init_key, train_key, eval_key = jax.random.split(jax.random.PRNGKey(seed), 3)
@@ -261,13 +255,13 @@ def fit(
             workdir, run_config, resume=resume, policy=resume_policy, primary=primary
         )
     mesh = training_mesh(config)
-    train_arrays = dataset_arrays(dataset, "train")
+    train_arrays = dataset.arrays("train")
     state, eval_key = initial_run_state(objective, train_arrays, tx, config)
     if mesh is not None:
         state = jax.device_put(state, replicated_sharding(mesh))
     members = len(config.members) > 1
     evaluator = Evaluator(
-        objective.evaluate, dataset_arrays(dataset, "test"), key=eval_key,
+        objective.evaluate, dataset.arrays("test"), key=eval_key,
         batch_size=config.eval_batch_size, mesh=mesh, members=members,
     )  # fmt: skip
     log = Logbook(workdir, primary=primary)

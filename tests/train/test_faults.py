@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from jgen.cli import _restore
-from jgen.train import atomic_write_text
+from jgen.train.checkpoint import atomic_write_text
 
 # A small RealNVP on moons, one device, long enough (1000 steps) that a kill at the first
 # checkpoint lands mid-run. Checkpoints every 100 steps.
