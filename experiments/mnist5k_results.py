@@ -35,7 +35,7 @@ from jgen.config import load_experiment_config
 from jgen.experiment import build_experiment, config_to_dict
 from jgen.image_metrics import image_sample_metrics
 from jgen.records import REPO_ROOT, make_record, write_record
-from jgen.train import dataset_arrays, evaluate_dataset, fit, make_eval_step, run_keys
+from jgen.train import evaluate_dataset, fit, make_eval_step, run_keys
 
 
 def _test_metrics(run: dict, family: str, num_dims: int) -> dict[str, float]:
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = int(state.step)
 
     run = evaluate_dataset(
-        make_eval_step(exp.objective.evaluate), state, dataset_arrays(exp.dataset, "test"),
+        make_eval_step(exp.objective.evaluate), state, exp.dataset.arrays("test"),
         batch_size=exp.train.eval_batch_size, key=run_keys(exp.train.members[0][0])[2],
     )  # fmt: skip
     exp.figures(state, workdir)
