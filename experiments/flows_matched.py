@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -83,14 +84,20 @@ def num_params(experiment: str, overrides: Sequence[str]) -> int:
     return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
 
 
-def record_path(index: int, experiment: str) -> Path:
-    return RECORDS / f"{index:02d}_{experiment.replace(':', '_')}.json"
+def run_name(experiment: str, seed: int) -> str:
+    return experiment.replace(":", "_") + (f"_seed{seed}" if seed else "")
 
 
-def train(experiment: str, overrides: Sequence[str], group: str, path: Path) -> dict:
-    """One ``jgen train`` run; its record (with ``num_params`` and ``group``) written to
+def record_path(index: int, experiment: str, seed: int = 0) -> Path:
+    return RECORDS / f"{index:02d}_{run_name(experiment, seed)}.json"
+
+
+def train(experiment: str, overrides: Sequence[str], group: str, path: Path, seed: int) -> dict:
+    """One ``jgen train`` run (``train.seed=seed``: initialisation and batch order; the data
+    are the same); its record (with ``num_params``, ``seed`` and ``group``) written to
     ``path``."""
-    workdir = REPO / "runs" / "flows_matched" / experiment.replace(":", "_")
+    workdir = REPO / "runs" / "flows_matched" / run_name(experiment, seed)
+    overrides = [*overrides, *([f"train.seed={seed}"] if seed else [])]
     argv = ["train", experiment, *overrides, "--fresh", "--workdir", str(workdir)]
     print("$ jgen", shlex.join(argv), flush=True)
     start = time.perf_counter()
@@ -104,7 +111,7 @@ def train(experiment: str, overrides: Sequence[str], group: str, path: Path) -> 
     value = {"test NLL": metrics["nll"]} if group == "toys" else {"test bits/dim": metrics["bpd"]}
     record["metrics"] = {
         "model": name, "data": data or "digits", **value,
-        "num_params": num_params(experiment, overrides), "step": metrics["step"],
+        "num_params": num_params(experiment, overrides), "seed": seed, "step": metrics["step"],
         **({"∫ p on the grid": metrics["density_integral"]} if "density_integral" in metrics
            else {}),
     }  # fmt: skip
@@ -123,26 +130,31 @@ NAMES = {"realnvp": "RealNVP", "nsf": "NSF", "maf": "MAF (affine)", "glow": "Glo
 
 def table() -> str:
     """The markdown table of the records in `RECORDS`: a row per data set (toys in nats, digits
-    in bits/dim), a column per model with its parameter count, the best value in bold."""
+    in bits/dim), a column per model with its parameter count, the best mean in bold; with
+    several seeds, mean ± standard deviation over them and their number."""
     records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
-    cells: dict[str, dict[str, tuple[float, int]]] = {}
+    cells: dict[str, dict[str, tuple[list[float], int]]] = {}
     for r in records:
         m = r["metrics"]
         kind = m["model"].partition("_")[0]
         value = m.get("test NLL", m.get("test bits/dim"))
         label = m["data"] + (" (bits/dim)" if "test bits/dim" in m else " (nats)")
-        cells.setdefault(label, {})[kind] = (value, m["num_params"])
+        cells.setdefault(label, {}).setdefault(kind, ([], m["num_params"]))[0].append(value)
     lines = ["| data set | " + " | ".join(NAMES.values()) + " |", "| --- |" + " ---: |" * 4]
     for label, row in cells.items():
-        best = min(v for v, _ in row.values())
+        best = min(statistics.mean(v) for v, _ in row.values())
         parts = []
         for kind in NAMES:
             if kind not in row:
                 parts.append("")
                 continue
-            value, size = row[kind]
-            text = f"{value:.3f}"
-            parts.append(f"{f'**{text}**' if value == best else text} ({size:,})")
+            values, size = row[kind]
+            mean = statistics.mean(values)
+            text = f"{mean:.3f}"
+            text = f"**{text}**" if mean == best else text
+            if len(values) > 1:
+                text += f" ± {statistics.stdev(values):.3f} (n={len(values)})"
+            parts.append(f"{text} ({size:,})")
         lines.append(f"| {label} | " + " | ".join(parts) + " |")
     return "\n".join(lines)
 
@@ -153,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--force", action="store_true", help="rerun runs that have a record")
     parser.add_argument("--counts", action="store_true", help="print parameter counts only")
     parser.add_argument("--table", action="store_true", help="print the records' table only")
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of the runs (default 0)")
     args = parser.parse_args(argv)
     if args.table:
         print(table())
@@ -163,11 +176,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.counts:
             print(f"{experiment:28s} {num_params(experiment, overrides):>8,d}")
             continue
-        path = record_path(index, experiment)
+        path = record_path(index, experiment, args.seed)
         if path.exists() and not args.force:
             print(f"{experiment}: record {path.relative_to(REPO)} exists, skipped")
             continue
-        train(experiment, overrides, group, path)
+        train(experiment, overrides, group, path, args.seed)
 
 
 if __name__ == "__main__":
