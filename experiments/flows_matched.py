@@ -130,32 +130,45 @@ NAMES = {"realnvp": "RealNVP", "nsf": "NSF", "maf": "MAF (affine)", "glow": "Glo
 
 def table() -> str:
     """The markdown table of the records in `RECORDS`: a row per data set (toys in nats, digits
-    in bits/dim), a column per model with its parameter count, the best mean in bold; with
-    several seeds, mean ± standard deviation over them and their number."""
+    in bits/dim), a column per model, the best mean of a row in bold; with several seeds, mean
+    ± standard deviation over them; then the parameter counts (toys, digits)."""
     records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))]
-    cells: dict[str, dict[str, tuple[list[float], int]]] = {}
+    values: dict[str, dict[str, list[float]]] = {}
+    sizes: dict[str, dict[str, int]] = {}
     for r in records:
         m = r["metrics"]
         kind = m["model"].partition("_")[0]
-        value = m.get("test NLL", m.get("test bits/dim"))
-        label = m["data"] + (" (bits/dim)" if "test bits/dim" in m else " (nats)")
-        cells.setdefault(label, {}).setdefault(kind, ([], m["num_params"]))[0].append(value)
-    lines = ["| data set | " + " | ".join(NAMES.values()) + " |", "| --- |" + " ---: |" * 4]
-    for label, row in cells.items():
-        best = min(statistics.mean(v) for v, _ in row.values())
-        parts = []
+        bits = "test bits/dim" in m
+        label = m["data"] + (" (bits/dim)" if bits else " (nats)")
+        values.setdefault(label, {}).setdefault(kind, []).append(
+            m["test bits/dim" if bits else "test NLL"]
+        )
+        sizes.setdefault("digits" if bits else "2-D toys", {})[kind] = m["num_params"]
+    lines = [
+        "| data set | " + " | ".join(NAMES.values()) + " |",
+        "| --- |" + " ---: |" * len(NAMES),
+    ]
+    for label, row in values.items():
+        best = min(statistics.mean(v) for v in row.values())
+        cells = []
         for kind in NAMES:
-            if kind not in row:
-                parts.append("")
+            runs = row.get(kind, [])
+            if not runs:
+                cells.append("")
                 continue
-            values, size = row[kind]
-            mean = statistics.mean(values)
-            text = f"{mean:.3f}"
-            text = f"**{text}**" if mean == best else text
-            if len(values) > 1:
-                text += f" ± {statistics.stdev(values):.3f} (n={len(values)})"
-            parts.append(f"{text} ({size:,})")
-        lines.append(f"| {label} | " + " | ".join(parts) + " |")
+            mean = statistics.mean(runs)
+            text = f"**{mean:.3f}**" if mean == best else f"{mean:.3f}"
+            if len(runs) > 1:
+                text += f" ± {statistics.stdev(runs):.3f}"
+            cells.append(text)
+        seeds = {len(v) for v in row.values()}
+        note = (
+            f", {seeds.pop()} seeds" if len(seeds) == 1 and max(map(len, row.values())) > 1 else ""
+        )
+        lines.append(f"| {label}{note} | " + " | ".join(cells) + " |")
+    for group, counts in sizes.items():
+        cells = [f"{counts[k]:,}" if k in counts else "" for k in NAMES]
+        lines.append(f"| parameters ({group}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
