@@ -8,6 +8,9 @@ D_in -> 128 -> 128 -> 2·D_out) trained by maximum likelihood with Adam(1e-3):
                    PRNG fold-in, donated state).
   jgen (plain jit) the same model and loss in a hand-written jitted Adam step (the trainer's
                    overhead is the difference).
+  jgen (trainer, scan_layers)  the trainer's step of realnvp(..., scan_layers=True): the same
+                   flow with the couplings' parameters stacked and the pairs of couplings run in
+                   a scan (compile time flat in the depth).
   distrax          distrax.SplitCoupling layers (distrax's efficient coupling: the conditioner
                    reads the D/2 conditioning coordinates) with ScalarAffine inner bijectors
                    from Flax MLP conditioners, distrax.Chain, distrax.Transformed.
@@ -75,10 +78,11 @@ __all__ = ["MODELS", "BenchConfig", "main", "run_benchmark"]
 
 JGEN_TRAINER = "jgen (trainer)"
 JGEN_PLAIN = "jgen (plain jit)"
+JGEN_SCAN = "jgen (trainer, scan_layers)"
 DISTRAX = "distrax"
 FLOWJAX = "flowjax"
 FLOOR = "MLP floor"
-MODELS = (JGEN_TRAINER, JGEN_PLAIN, DISTRAX, FLOWJAX, FLOOR)
+MODELS = (JGEN_TRAINER, JGEN_PLAIN, JGEN_SCAN, DISTRAX, FLOWJAX, FLOOR)
 PEERS = (DISTRAX, FLOWJAX)  # the peers the speed-up target is about
 ZUKO = "zuko"
 NFLOWS = "nflows"
@@ -135,7 +139,7 @@ def _adam_step(loss_fn: Callable[[Any, Any], Any], params: Any, batch: Any) -> t
 
 
 @functools.cache
-def _jgen_flow(dim: int, cfg: BenchConfig) -> Flow:
+def _jgen_flow(dim: int, cfg: BenchConfig, scan_layers: bool = False) -> Flow:
     from jgen.bijectors.realnvp import realnvp
 
     # realnvp's default conditioner is MLP(hidden_dims) with GELU; another activation is passed
@@ -151,6 +155,7 @@ def _jgen_flow(dim: int, cfg: BenchConfig) -> Flow:
         hidden_dims=tuple(cfg.hidden_dims),
         mask=cfg.jgen_mask,
         conditioner=conditioner,
+        scan_layers=scan_layers,
     )
     return Flow(bijector, (dim,))
 
@@ -170,8 +175,10 @@ def _jgen_params(flow: Flow, batch: jax.Array, seed: int) -> Any:
     return variables["params"]
 
 
-def jgen_trainer_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
-    flow = _jgen_flow(dim, cfg)
+def jgen_trainer_workload(
+    dim: int, batch: jax.Array, cfg: BenchConfig, scan_layers: bool = False
+) -> Workload:
+    flow = _jgen_flow(dim, cfg, scan_layers)
     params = _jgen_params(flow, batch, cfg.seed)
 
     def loss_fn(params, batch, key):
@@ -187,7 +194,8 @@ def jgen_trainer_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workl
         state, metrics = train_step(state, batch)
         return state, metrics["loss"]
 
-    return Workload(JGEN_TRAINER, step, state, {"num_params": _num_params(params)})
+    name = JGEN_SCAN if scan_layers else JGEN_TRAINER
+    return Workload(name, step, state, {"num_params": _num_params(params)})
 
 
 def jgen_plain_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
@@ -434,6 +442,7 @@ def nflows_workload(dim: int, batch: jax.Array, cfg: BenchConfig) -> Workload:
 BUILDERS = {
     JGEN_TRAINER: jgen_trainer_workload,
     JGEN_PLAIN: jgen_plain_workload,
+    JGEN_SCAN: functools.partial(jgen_trainer_workload, scan_layers=True),
     DISTRAX: distrax_workload,
     FLOWJAX: flowjax_workload,
     FLOOR: floor_workload,
@@ -524,7 +533,7 @@ def _targets(rows: list[dict[str, Any]], dims: Sequence[int]) -> list[dict[str, 
     for dim in dims:
         ms = {r["model"]: r["median_ms_per_step"] for r in rows if r["dim"] == dim}
         fastest_peer = min(PEERS, key=lambda p: ms[p])
-        for jgen in (JGEN_TRAINER, JGEN_PLAIN):
+        for jgen in (JGEN_TRAINER, JGEN_PLAIN, JGEN_SCAN):
             speedup = ms[fastest_peer] / ms[jgen]
             over_floor = ms[jgen] / ms[FLOOR]
             out.append(

@@ -36,9 +36,11 @@ def test_quick_run_reports_every_model_and_dim(tmp_path):
         # floor's MLPs (+ the scale vectors of jgen and the distrax model).
         floor = rows[(flows.FLOOR, d)]["num_params"]
         assert rows[(flows.JGEN_TRAINER, d)]["num_params"] > floor
-        assert rows[(flows.DISTRAX, d)]["num_params"] == rows[(flows.JGEN_TRAINER, d)]["num_params"]
+        jgen_params = rows[(flows.JGEN_TRAINER, d)]["num_params"]
+        assert rows[(flows.DISTRAX, d)]["num_params"] == jgen_params
+        assert rows[(flows.JGEN_SCAN, d)]["num_params"] == jgen_params
     assert {(t["dim"], t["jgen"]) for t in result["targets"]} == {
-        (d, j) for d in dims for j in (flows.JGEN_TRAINER, flows.JGEN_PLAIN)
+        (d, j) for d in dims for j in (flows.JGEN_TRAINER, flows.JGEN_PLAIN, flows.JGEN_SCAN)
     }
 
     for model in set(models) & set(flows.TORCH_MODELS):

@@ -28,6 +28,7 @@ from jgen.bijectors.coupling import AffineCoupling, SplineCoupling
 from jgen.bijectors.glow import glow, glow_vector
 from jgen.bijectors.multiscale import FactorOut, Reshape, Squeeze, multiscale
 from jgen.bijectors.realnvp import multiscale_realnvp, neural_spline_flow, realnvp
+from jgen.bijectors.scan import Repeat
 from jgen.bijectors.spline import RationalQuadraticSpline
 
 # Masked autoregressive flows (MAF / IAF) are exported below this line.
@@ -78,6 +79,7 @@ __all__ = [
     "PowerSeriesLogDet",
     "Radial",
     "RationalQuadraticSpline",
+    "Repeat",
     "Reshape",
     "ResidualBlock",
     "Reverse",

@@ -98,8 +98,12 @@ def affine_transform(v: Array, raw: Array, scale: Array, *, inverse: bool) -> tu
     """The affine transformer with a bounded log-scale: raw (..., 2) = (raw_s, t),
     s = scale · tanh(raw_s), forward v·exp(s) + t, inverse (v − t)·exp(−s); (output,
     per-element log-derivative s or −s)."""
-    log_scale = scale * jnp.tanh(raw[..., 0])
-    shift = raw[..., 1]
+    return _affine(v, raw[..., 0], raw[..., 1], scale, inverse=inverse)
+
+
+def _affine(v: Array, raw_log_scale: Array, shift: Array, scale: Array, *, inverse: bool):
+    """`affine_transform` with its two parameters as separate arrays of ``v``'s shape."""
+    log_scale = scale * jnp.tanh(raw_log_scale)
     if inverse:
         return (v - shift) * jnp.exp(-log_scale), -log_scale
     return v * jnp.exp(log_scale) + shift, log_scale
@@ -207,9 +211,9 @@ class Coupling(Bijector):
     def _setup_transformer(self, num_transformed: int, param_dtype) -> None:
         """Create the transformer's own parameters (in ``setup``)."""
 
-    def _transform(self, z: Array, raw: Array, inverse: bool) -> tuple[Array, Array]:
-        """T (or T⁻¹) of the transformed part ``z`` with parameters ``raw`` (``z.shape + (P,)``):
-        (output, per-element log-derivative)."""
+    def _transform(self, z: Array, raw: Sequence[Array], inverse: bool) -> tuple[Array, Array]:
+        """T (or T⁻¹) of the transformed part ``z`` with parameters ``raw`` (P arrays of
+        ``z``'s shape): (output, per-element log-derivative)."""
         raise NotImplementedError
 
     @property
@@ -231,13 +235,21 @@ class Coupling(Bijector):
         return n - k if self.parity == 0 else k
 
     def _split(self, x: Array) -> tuple[Array, Array]:
-        """(conditioning part, transformed part) along the last axis."""
+        """(conditioning part, transformed part) along the last axis.
+
+        `jnp.split` rather than slices: its derivative is one concatenation, where a slice's
+        is a zero-padding per part. An even-sized 'alternating' split reads the (even, odd)
+        pairs of ``x`` as two columns of a (D/2, 2) view."""
         p = self.parity
         if self.mask == "alternating":
-            return x[..., p::2], x[..., 1 - p :: 2]
-        k = self._split_point()
-        first, second = x[..., :k], x[..., k:]
-        return (first, second) if p == 0 else (second, first)
+            n = x.shape[-1]
+            if n % 2:
+                return x[..., p::2], x[..., 1 - p :: 2]
+            pairs = jnp.split(x.reshape((*x.shape[:-1], n // 2, 2)), 2, axis=-1)
+            even, odd = (part[..., 0] for part in pairs)
+        else:
+            even, odd = jnp.split(x, [self._split_point()], axis=-1)
+        return (even, odd) if p == 0 else (odd, even)
 
     def _merge(self, conditioning: Array, transformed: Array) -> Array:
         """Inverse of ``_split``."""
@@ -310,8 +322,9 @@ class Coupling(Bijector):
         context = jnp.broadcast_to(context, (*h.shape[:-1], context.shape[-1]))
         return jnp.concatenate([h, context], axis=-1)
 
-    def _transformer_params(self, h: Array, context: Array | None) -> Array:
-        """The conditioner's output as ``(..., n, P)``: P parameters per transformed feature."""
+    def _transformer_params(self, h: Array, context: Array | None) -> list[Array]:
+        """The conditioner's output as P arrays ``(..., n)``: P parameters per transformed
+        feature, split off the parameter-major output without a transpose."""
         out = self._network()(self._with_context(h, context))
         n, p = self._num_transformed(), self._params_per_feature()
         expected = (*h.shape[:-1], p * n)
@@ -320,7 +333,7 @@ class Coupling(Bijector):
                 f"{type(self).__name__}: the conditioner must output shape {expected} ({p} "
                 f"parameters for each of {n} transformed features), got {out.shape}"
             )
-        return jnp.moveaxis(out.reshape((*h.shape[:-1], p, n)), -2, -1)
+        return jnp.split(out, p, axis=-1)
 
     def _check_input(self, x: Array) -> None:
         if x.ndim < self.event_ndims or x.shape[x.ndim - self.event_ndims :] != self.event_shape:
@@ -376,9 +389,10 @@ class AffineCoupling(Coupling):
 
     def _transform(self, z, raw, inverse):
         if self.additive:
-            shift = raw[..., 0]
+            (shift,) = raw
             return (z - shift if inverse else z + shift), jnp.zeros_like(z)
-        return affine_transform(z, raw, self.scale, inverse=inverse)
+        raw_log_scale, shift = raw
+        return _affine(z, raw_log_scale, shift, self.scale, inverse=inverse)
 
 
 class SplineCoupling(Coupling):
@@ -411,7 +425,7 @@ class SplineCoupling(Coupling):
     def _transform(self, z, raw, inverse):
         return apply_spline(
             z,
-            raw.astype(z.dtype),
+            jnp.stack(raw, axis=-1).astype(z.dtype),
             inverse=inverse,
             num_bins=self.num_bins,
             bound=self.bound,

@@ -21,6 +21,7 @@ import flax.linen as nn
 from jgen.bijectors.base import Bijector, Chain
 from jgen.bijectors.coupling import VECTOR_MASKS, AffineCoupling, SplineCoupling
 from jgen.bijectors.multiscale import multiscale
+from jgen.bijectors.scan import Repeat
 from jgen.validation import check_int
 
 __all__ = ["multiscale_realnvp", "neural_spline_flow", "realnvp"]
@@ -76,21 +77,39 @@ def _vector_couplings(
     actnorm: bool,
     normalization: Callable[[], Bijector] | None,
     conditioner: ConditionerFactory | None,
+    scan_layers: bool = False,
     **options: Any,
 ) -> Chain:
     """``num_layers`` couplings of class ``coupling`` on vectors, parities 0, 1, 0, ..., with
-    an optional normalisation on the data side of each (`realnvp`, `neural_spline_flow`)."""
+    an optional normalisation on the data side of each (`realnvp`, `neural_spline_flow`).
+
+    ``scan_layers``: the same layers as a `Repeat` of the pair (parity 0, parity 1) over
+    ``num_layers // 2`` stacked copies, then one more parity-0 coupling when ``num_layers`` is
+    odd: one compiled pair whatever the depth."""
     check_int(event_dim, "event_dim", minimum=2, owner=owner)
     check_int(num_layers, "num_layers", minimum=1, owner=owner)
     if mask not in VECTOR_MASKS:
         raise ValueError(f"{owner}: mask must be one of {VECTOR_MASKS}, got {mask!r}")
     _check_conditioner(owner, conditioner)
     norm = _normalization_factory(owner, actnorm, normalization, event_ndims=1)
-    couplings = [
-        coupling((event_dim,), mask, parity=i % 2, conditioner=conditioner, **options)
-        for i in range(num_layers)
-    ]
-    return Chain(_with_normalization(couplings, norm))
+    if not isinstance(scan_layers, bool):
+        raise TypeError(f"{owner}: scan_layers must be a bool, got {scan_layers!r}")
+
+    def layers(count: int) -> list[Bijector]:
+        couplings = [
+            coupling((event_dim,), mask, parity=i % 2, conditioner=conditioner, **options)
+            for i in range(count)
+        ]
+        return _with_normalization(couplings, norm)
+
+    if not scan_layers:
+        return Chain(layers(num_layers))
+    members: list[Bijector] = []
+    if num_layers >= 2:
+        members.append(Repeat(Chain(layers(2)), num_layers // 2))
+    if num_layers % 2:
+        members += layers(1)
+    return Chain(members)
 
 
 def realnvp(
@@ -105,6 +124,7 @@ def realnvp(
     conditioner: ConditionerFactory | None = None,
     zero_init_last: bool = True,
     param_dtype: Any = None,
+    scan_layers: bool = False,
 ) -> Chain:
     """RealNVP on vectors of size ``event_dim``: ``num_layers`` affine couplings.
 
@@ -116,10 +136,16 @@ def realnvp(
     ``normalization`` does the same with any bijector factory (e.g. ``lambda: BatchNorm()``).
     ``param_dtype`` is the couplings' parameter dtype; None (the default) is JAX's default float
     type, float64 under ``jax_enable_x64``.
+
+    ``scan_layers=True`` builds the same flow with the layers' variables stacked and the pairs
+    of couplings run in a scan (`jgen.bijectors.scan.Repeat`): compile time no longer grows
+    with ``num_layers``. The parameters are then named ``['0_repeat']['body']['0_affine_coupling']``
+    (parity 0) and ``['1_affine_coupling']`` (parity 1), with a leading axis of
+    ``num_layers // 2``; with the same values the flow is the unrolled one.
     """
     return _vector_couplings(
         "realnvp", AffineCoupling, event_dim, num_layers, mask, actnorm, normalization,
-        conditioner, context_dim=context_dim, hidden_dims=tuple(hidden_dims),
+        conditioner, scan_layers, context_dim=context_dim, hidden_dims=tuple(hidden_dims),
         zero_init_last=zero_init_last, param_dtype=param_dtype,
     )  # fmt: skip
 
@@ -140,15 +166,17 @@ def neural_spline_flow(
     min_bin_size: float = 1e-3,
     min_derivative: float = 1e-3,
     param_dtype: Any = None,
+    scan_layers: bool = False,
 ) -> Chain:
     """A neural spline flow (coupling RQ-NSF, Durkan et al. 2019) on vectors of size
     ``event_dim``: `realnvp`'s stack with `SplineCoupling` layers of ``num_bins`` bins on
     [−bound, bound] (identity tails outside). The other options are `realnvp`'s; with
-    ``zero_init_last`` every spline starts as the identity.
+    ``zero_init_last`` every spline starts as the identity; ``scan_layers`` is `realnvp`'s.
     """
     return _vector_couplings(
         "neural_spline_flow", SplineCoupling, event_dim, num_layers, mask, actnorm,
-        normalization, conditioner, context_dim=context_dim, hidden_dims=tuple(hidden_dims),
+        normalization, conditioner, scan_layers, context_dim=context_dim,
+        hidden_dims=tuple(hidden_dims),
         zero_init_last=zero_init_last, param_dtype=param_dtype, num_bins=num_bins,
         bound=bound, min_bin_size=min_bin_size, min_derivative=min_derivative,
     )  # fmt: skip

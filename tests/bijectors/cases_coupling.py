@@ -72,6 +72,14 @@ CASES = [
         (4,),
         context_dim=2,
     ),
+    Case(  # jgen.bijectors.Repeat, even-sized 'alternating' splits, an odd last layer, context
+        "realnvp_scan_layers",
+        lambda: jb.realnvp(
+            4, num_layers=3, hidden_dims=(8,), context_dim=2, scan_layers=True, zero_init_last=False
+        ),
+        (4,),
+        context_dim=2,
+    ),
     Case(
         "multiscale_realnvp_digits",
         lambda: jb.multiscale_realnvp(

@@ -201,6 +201,8 @@ def masked_reference(bij, variables, x, context, inverse):
     [
         ((5,), "alternating", 0, None),
         ((5,), "alternating", 1, 3),
+        ((4,), "alternating", 0, None),  # even sizes: split from a (D/2, 2) view
+        ((4,), "alternating", 1, 2),
         ((5,), "half", 0, None),
         ((5,), "half", 1, None),
         ((4, 4, 3), "channel", 0, None),
