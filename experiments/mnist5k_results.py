@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, required=True, help="training wall budget")
     parser.add_argument("--num-samples", type=int, default=1000)
     parser.add_argument("--workdir", help="default runs/mnist5k/<experiment>")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     name = args.experiment.replace(":", "_")
     workdir = Path(args.workdir or f"runs/mnist5k/{name}")
     shutil.rmtree(workdir, ignore_errors=True)
