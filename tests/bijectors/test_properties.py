@@ -93,16 +93,31 @@ def evaluate(name: str, dtype: str) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in out.items()}
 
 
-params = pytest.mark.parametrize(
-    "name,dtype", [(c.name, d) for c in CASES for d in DTYPES], ids=lambda v: str(v)
+@pytest.fixture(
+    scope="module",
+    params=[(c.name, d) for c in CASES for d in DTYPES],
+    ids=[f"{c.name}-{d}" for c in CASES for d in DTYPES],
 )
+def name_and_dtype(request):
+    """One (case, dtype): a module-scoped parameter, so pytest runs the tests of one case
+    together (and a test worker computes `evaluate` once per case, not once per test)."""
+    return request.param
+
+
+@pytest.fixture
+def name(name_and_dtype):
+    return name_and_dtype[0]
+
+
+@pytest.fixture
+def dtype(name_and_dtype):
+    return name_and_dtype[1]
 
 
 def _case(name):
     return next(c for c in CASES if c.name == name)
 
 
-@params
 def test_output_dtype_and_shapes(name, dtype):
     r = evaluate(name, dtype)
     case = _case(name)
@@ -114,25 +129,21 @@ def test_output_dtype_and_shapes(name, dtype):
     assert np.all(np.isfinite(r["y"])) and np.all(np.isfinite(r["ld_f"]))
 
 
-@params
 def test_round_trip(name, dtype):
     r = evaluate(name, dtype)
     np.testing.assert_allclose(r["x_rt"], r["x"], **_tol(_case(name), dtype))
 
 
-@params
 def test_log_det_matches_autodiff_jacobian(name, dtype):
     r = evaluate(name, dtype)
     np.testing.assert_allclose(r["ld_f"], r["jac_ld"], **_tol(_case(name), dtype, logdet=True))
 
 
-@params
 def test_inverse_log_det_is_minus_forward(name, dtype):
     r = evaluate(name, dtype)
     np.testing.assert_allclose(r["ld_i"], -r["ld_f"], **_tol(_case(name), dtype, logdet=True))
 
 
-@params
 def test_jit_and_vmap_match_plain_call(name, dtype):
     r = evaluate(name, dtype)
     tol = _tol(_case(name), dtype)
@@ -142,7 +153,6 @@ def test_jit_and_vmap_match_plain_call(name, dtype):
     np.testing.assert_allclose(r["ld_vmap"], r["ld_f"], **_tol(_case(name), dtype, True))
 
 
-@params
 def test_distrax_interop(name, dtype):
     r = evaluate(name, dtype)
     tol = _tol(_case(name), dtype)

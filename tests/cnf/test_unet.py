@@ -16,7 +16,8 @@ from tests.cnf.training import adam_steps
 def field_and_params():
     field = UNetField((4, 8), groups=2)
     z = jnp.zeros((1, 8, 8, 2))
-    params = field.init(jax.random.key(0), z, 0.0, jnp.zeros((1, 3)))
+    # Jitted: one compilation each for init and apply instead of op-by-op dispatch.
+    params = jax.jit(field.init)(jax.random.key(0), z, 0.0, jnp.zeros((1, 3)))
     # Random values everywhere: the zero-initialised output layers would make the field 0.
     leaves, tree = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.key(1), len(leaves))
@@ -26,17 +27,18 @@ def field_and_params():
 
 def test_zero_at_initialisation_and_one_event_equals_its_row_of_a_batch(field_and_params):
     field, params, noisy = field_and_params
+    apply = jax.jit(field.apply)  # one compilation for the four batched calls
     z = jax.random.normal(jax.random.key(2), (3, 8, 8, 2))
     t = jnp.array([0.1, 0.5, 0.9])
     c = jax.random.normal(jax.random.key(3), (3, 3))
-    assert float(jnp.abs(field.apply(params, z, t, c)).max()) == 0.0
-    batch = field.apply(noisy, z, t, c)
+    assert float(jnp.abs(apply(params, z, t, c)).max()) == 0.0
+    batch = apply(noisy, z, t, c)
     assert batch.shape == z.shape and batch.dtype == z.dtype
-    one = jax.vmap(lambda zi, ti, ci: field.apply(noisy, zi, ti, ci))(z, t, c)
+    one = jax.jit(jax.vmap(lambda zi, ti, ci: field.apply(noisy, zi, ti, ci)))(z, t, c)
     np.testing.assert_allclose(one, batch, atol=1e-4)  # group norm never mixes events
     # The output depends on the time and on the context.
-    assert float(jnp.abs(field.apply(noisy, z, t + 0.3, c) - batch).max()) > 1e-3
-    assert float(jnp.abs(field.apply(noisy, z, t, c + 1.0) - batch).max()) > 1e-3
+    assert float(jnp.abs(apply(noisy, z, t + 0.3, c) - batch).max()) > 1e-3
+    assert float(jnp.abs(apply(noisy, z, t, c + 1.0) - batch).max()) > 1e-3
 
 
 def test_sinusoidal_embedding():
@@ -73,14 +75,14 @@ def test_flow_matching_with_a_unet_field_learns_digits():
     data = load_dataset("digits")
     objective = FlowMatchingObjective(CNF(UNetField((8,), groups=4), (8, 8, 1)), num_levels=17)
     x, test = jnp.asarray(data.train), jnp.asarray(data.test[:200])
-    params, state = objective.init(jax.random.key(0), {"x": x[:32]})
+    params, state = jax.jit(objective.init)(jax.random.key(0), {"x": x[:32]})
 
     trained = adam_steps(
         lambda p, batch, key: objective.loss(p, state, batch, key)[0], params, x,
         steps=100, batch_size=32, learning_rate=3e-3,
     )  # fmt: skip
     key = jax.random.key(2)
-    test_loss = float(jnp.mean(objective.per_example_loss(trained, state, test, key)))
-    x1 = objective.data_in_cnf_space(test, jax.random.split(key, 4)[0])
+    test_loss = float(jnp.mean(jax.jit(objective.per_example_loss)(trained, state, test, key)))
+    x1 = jax.jit(objective.data_in_cnf_space)(test, jax.random.split(key, 4)[0])
     t_only = float(jnp.sum(jnp.var(x1, axis=0)) + 64)
     assert test_loss < 0.8 * t_only, (test_loss, t_only)  # measured: 120 vs 170
