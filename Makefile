@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Two test workers (CI's machine has 2 cores; JAX compilation is mostly single-threaded), and
 # the slowest tests listed so the suite's time stays visible.
-PYTEST_ARGS ?= -n 2 --durations=30
+PYTEST_ARGS ?= -n 2 --dist worksteal --durations=30
 
 .PHONY: demo test lint format bench bench-publish bench-cnf bench-device clean
 
