@@ -211,9 +211,10 @@ class Coupling(Bijector):
     def _setup_transformer(self, num_transformed: int, param_dtype) -> None:
         """Create the transformer's own parameters (in ``setup``)."""
 
-    def _transform(self, z: Array, raw: Sequence[Array], inverse: bool) -> tuple[Array, Array]:
-        """T (or T⁻¹) of the transformed part ``z`` with parameters ``raw`` (P arrays of
-        ``z``'s shape): (output, per-element log-derivative)."""
+    def _transform(self, z: Array, raw: Array, inverse: bool) -> tuple[Array, Array]:
+        """T (or T⁻¹) of the transformed part ``z`` (..., n) with parameters ``raw``, the
+        conditioner's parameter-major output (..., P·n): (output, per-element log-derivative).
+        Each transformer lays ``raw`` out as its arithmetic needs (see `_parameter_blocks`)."""
         raise NotImplementedError
 
     @property
@@ -237,19 +238,15 @@ class Coupling(Bijector):
     def _split(self, x: Array) -> tuple[Array, Array]:
         """(conditioning part, transformed part) along the last axis.
 
-        `jnp.split` rather than slices: its derivative is one concatenation, where a slice's
-        is a zero-padding per part. An even-sized 'alternating' split reads the (even, odd)
-        pairs of ``x`` as two columns of a (D/2, 2) view."""
+        The halves by `jnp.split` rather than slices: its derivative is one concatenation,
+        where a slice's is a zero-padding per part. The 'alternating' mask by strided slices:
+        reading the (even, odd) pairs as columns of a (D/2, 2) view instead was measured 1.7x
+        slower for a neural spline flow's train step at D = 2 (7.5 vs 4.4 ms, one process)."""
         p = self.parity
         if self.mask == "alternating":
-            n = x.shape[-1]
-            if n % 2:
-                return x[..., p::2], x[..., 1 - p :: 2]
-            pairs = jnp.split(x.reshape((*x.shape[:-1], n // 2, 2)), 2, axis=-1)
-            even, odd = (part[..., 0] for part in pairs)
-        else:
-            even, odd = jnp.split(x, [self._split_point()], axis=-1)
-        return (even, odd) if p == 0 else (odd, even)
+            return x[..., p::2], x[..., 1 - p :: 2]
+        first, second = jnp.split(x, [self._split_point()], axis=-1)
+        return (first, second) if p == 0 else (second, first)
 
     def _merge(self, conditioning: Array, transformed: Array) -> Array:
         """Inverse of ``_split``."""
@@ -322,9 +319,9 @@ class Coupling(Bijector):
         context = jnp.broadcast_to(context, (*h.shape[:-1], context.shape[-1]))
         return jnp.concatenate([h, context], axis=-1)
 
-    def _transformer_params(self, h: Array, context: Array | None) -> list[Array]:
-        """The conditioner's output as P arrays ``(..., n)``: P parameters per transformed
-        feature, split off the parameter-major output without a transpose."""
+    def _transformer_params(self, h: Array, context: Array | None) -> Array:
+        """The conditioner's output ``(..., P·n)``, parameter-major: P parameters for each of
+        the n transformed features."""
         out = self._network()(self._with_context(h, context))
         n, p = self._num_transformed(), self._params_per_feature()
         expected = (*h.shape[:-1], p * n)
@@ -333,7 +330,7 @@ class Coupling(Bijector):
                 f"{type(self).__name__}: the conditioner must output shape {expected} ({p} "
                 f"parameters for each of {n} transformed features), got {out.shape}"
             )
-        return jnp.split(out, p, axis=-1)
+        return out
 
     def _check_input(self, x: Array) -> None:
         if x.ndim < self.event_ndims or x.shape[x.ndim - self.event_ndims :] != self.event_shape:
@@ -388,10 +385,11 @@ class AffineCoupling(Coupling):
             )
 
     def _transform(self, z, raw, inverse):
+        # P = 1 or 2 blocks of z's shape: `jnp.split`, whose derivative is one concatenation
+        # (a transpose to (..., n, P) and slices would cost a transpose and pads per layer).
         if self.additive:
-            (shift,) = raw
-            return (z - shift if inverse else z + shift), jnp.zeros_like(z)
-        raw_log_scale, shift = raw
+            return (z - raw if inverse else z + raw), jnp.zeros_like(z)
+        raw_log_scale, shift = jnp.split(raw, 2, axis=-1)
         return _affine(z, raw_log_scale, shift, self.scale, inverse=inverse)
 
 
@@ -425,7 +423,9 @@ class SplineCoupling(Coupling):
     def _transform(self, z, raw, inverse):
         return apply_spline(
             z,
-            jnp.stack(raw, axis=-1).astype(z.dtype),
+            # (..., n, 3K − 1): one reshape and transpose (splitting 3K − 1 blocks and stacking
+            # them again costs 3K − 1 kernels each way).
+            jnp.moveaxis(raw.reshape((*z.shape[:-1], -1, z.shape[-1])), -2, -1).astype(z.dtype),
             inverse=inverse,
             num_bins=self.num_bins,
             bound=self.bound,
