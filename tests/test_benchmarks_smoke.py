@@ -183,9 +183,9 @@ def test_accelerator_smoke_run_in_a_worker_process_with_a_profile(tmp_path):
     for row in rows:
         assert row["steps_per_s"] > 0 and row["compile_s"] > 0 and row["num_params"] > 0
         assert np.isfinite(row["first_loss"]) and np.isfinite(row["last_loss"])
-        # MADE's step has no loop, one conditional (the trainer's non-finite guard) and no
-        # host callback.
-        assert (row["while_loops"], row["conditionals"], row["host_callbacks"]) == (0, 1, 0)
+        # MADE's step has no loop, no conditional (the trainer's non-finite guard selects
+        # instead of branching: guard='select', the default) and no host callback.
+        assert (row["while_loops"], row["conditionals"], row["host_callbacks"]) == (0, 0, 0)
     assert {"backend", "device", "cpu_count"} <= set(record["hardware"])
     assert record["versions"]["jax"] == jax.__version__
     assert len(record["load_average"]["before"]) == 3 and "publishable" in record
