@@ -6,7 +6,10 @@ recipe found on the 8x8 digits (``gan_digits``): non-saturating loss, R1 penalty
 real data, Adam lr 2e-4 (b1 = 0.5), EMA of the weights (0.999) for evaluation; the conditional
 variant (``cgan_mnist5k``) keeps the projection discriminator with spectral normalisation.
 ``gan_metrics.json``: Fréchet distance and classes covered from the MNIST-5k classifier of
-`jgen.image_metrics`. Launch: ``jgen train gan_mnist5k``.
+`jgen.image_metrics`. Launch: ``jgen train gan_mnist5k``. ``model.kind=mlp`` swaps in MLP
+networks (``model.g_hidden`` / ``model.d_hidden``, 2x512; the original GAN paper's kind of
+network for MNIST): about 29 steps/s on an idle 2-core CPU against 0.5 for the DCGAN, so
+``gan_mnist5k model.kind=mlp train.steps=10000`` trains in 7 minutes there.
 """
 
 from jgen.config import shared_config_module
@@ -20,7 +23,8 @@ def get_config(arg: str | None = None, smoke: bool = False, conditional: bool = 
     c.family, c.data = "gan", shared.data(smoke)
     c.model = shared.ConfigDict(
         dict(
-            kind="conv", latent_dim=64, channels=32, num_resamples=2, loss="non_saturating",
+            kind="conv", latent_dim=64, channels=32, num_resamples=2,
+            g_hidden=(512, 512), d_hidden=(512, 512), loss="non_saturating",
             d_steps=1, penalty="none" if conditional else "r1", penalty_weight=1.0,
             spectral_norm=conditional, conditional=conditional, eval_samples=2500,
             digit_metrics=True,

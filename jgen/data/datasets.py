@@ -12,6 +12,8 @@ Names (``DATASETS``):
 * ``mnist``, ``fashion_mnist``, ``cifar10``: local files, 256 levels, ``uint8`` NHWC.
 * ``power``, ``gas``, ``hepmass``, ``miniboone``, ``bsds300``: the MAF tabular sets, ``float32``,
   with a validation split.
+* Every file-based set takes ``n_test`` (default: all): only the first ``n_test`` examples of the
+  test split (the smoke runs of the 28x28 configs evaluate 10 images, on ``mnist5k`` or ``mnist``).
 * ``reversal``, ``sorting``, ``addition``, ``dates``: sequence-to-sequence tasks generated from
   ``seed`` (`jgen.data.sequences`): ``int32 (N, 2, L)`` with sources in ``x[:, 0]`` and targets in
   ``x[:, 1]``, ``num_levels`` the vocabulary size and ``vocabulary`` set; options ``n_train``
@@ -24,6 +26,7 @@ are fixed.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from collections.abc import Callable
@@ -186,13 +189,28 @@ def _dates(root: Root, seed: int, *, n_train: int = 100_000, n_test: int = 1000)
     return _sequence_dataset(sequences.dates_task(), seed, n_train, n_test)
 
 
+def _first_test_examples(dataset: Dataset, n_test: int | None) -> Dataset:
+    """``dataset`` with only the first ``n_test`` test examples (all of them when None)."""
+    if n_test is None:
+        return dataset
+    available = len(dataset.test)
+    if isinstance(n_test, bool) or not isinstance(n_test, int) or not 1 <= n_test <= available:
+        raise ValueError(
+            f"{dataset.name}: n_test must be an integer in 1..{available} (the test split's "
+            f"size), got {n_test!r}"
+        )
+    labels = None if dataset.test_labels is None else dataset.test_labels[:n_test]
+    return dataclasses.replace(dataset, test=dataset.test[:n_test], test_labels=labels)
+
+
 def _file_builder(name: str, loader: Callable, num_levels: int | None) -> Callable[..., Dataset]:
-    def build(root: Root, seed: int) -> Dataset:
+    def build(root: Root, seed: int, *, n_test: int | None = None) -> Dataset:
         del seed
         splits = loader(root)
-        if num_levels is None:
-            return _tabular(name, splits)
-        return _labelled(name, splits, num_levels)
+        dataset = (
+            _tabular(name, splits) if num_levels is None else _labelled(name, splits, num_levels)
+        )
+        return _first_test_examples(dataset, n_test)
 
     return build
 

@@ -1,13 +1,18 @@
 """MNIST-5k: the CSV parser on a few rows, the missing-extra error, and the installed file's
 fixed stratified split."""
 
+import functools
 import gzip
 import importlib.util
 
+import jax
 import numpy as np
 import pytest
 
+from jgen.config import load_experiment_config
 from jgen.data import load_dataset, mnist5k, read_mnist5k_csv
+from jgen.experiment import build_experiment
+from tests.data.fakes import write_fake_mnist
 
 
 def _write_csv(path, rows):
@@ -71,3 +76,45 @@ def test_installed_subset_has_a_fixed_stratified_split():
     np.testing.assert_array_equal(again.test_labels, ds.test_labels)
     train_and_test = np.concatenate([ds.train, ds.test]).reshape(5000, -1)
     assert len(np.unique(train_and_test, axis=0)) > 4990  # no split duplicates the other
+
+
+MNIST5K_CONFIGS = (
+    "realnvp_mnist5k", "glow_mnist5k", "ffjord_mnist5k", "fm_mnist5k:ot", "vae_mnist5k:planar16",
+    "made_mnist5k", "gan_mnist5k", "cgan_mnist5k",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MNIST5K_CONFIGS)
+def test_every_28x28_config_also_builds_on_full_mnist_files(name, tmp_path, monkeypatch):
+    """``data.name=mnist`` (local MNIST files; fake ones here) swaps the data set under every
+    ``*_mnist5k`` config, smoke variant included (its 10-image test split is the first 10 of
+    MNIST's): the experiment builds and its init, training loss(es) and evaluation trace at
+    28x28 (`jax.eval_shape`: shapes only, nothing compiled)."""
+    write_fake_mnist(tmp_path / "mnist", n_train=16, n_test=12)
+    monkeypatch.setenv("JGEN_DATA_DIR", str(tmp_path))
+    config = load_experiment_config(name, ["data.name=mnist"], smoke=True)
+    exp = build_experiment(config)
+    assert exp.dataset.name == "mnist" and exp.dataset.event_shape == (28, 28, 1)
+    assert len(exp.dataset.test) == 10
+    objective, key = exp.objective, jax.random.PRNGKey(0)
+    train, test = exp.dataset.arrays("train"), exp.dataset.arrays("test")
+    params, state = jax.eval_shape(objective.init, key, train)
+    losses = [objective.loss]
+    if config.family == "gan":
+        losses = [
+            functools.partial(objective.loss, player=p) for p in ("generator", "discriminator")
+        ]
+    for loss_fn in losses:
+        loss, _ = jax.eval_shape(loss_fn, params, state, train, key)
+        assert loss.shape == ()
+    assert jax.eval_shape(objective.evaluate, params, state, test, key)
+
+
+def test_file_based_sets_take_the_first_n_test_examples(tmp_path):
+    _, _, x_test, y_test = write_fake_mnist(tmp_path / "mnist", n_train=4, n_test=6)
+    ds = load_dataset("mnist", root=tmp_path, n_test=4)
+    np.testing.assert_array_equal(ds.test[..., 0], x_test[:4])
+    np.testing.assert_array_equal(ds.test_labels, y_test[:4])
+    assert len(load_dataset("mnist", root=tmp_path).test) == 6
+    with pytest.raises(ValueError, match=r"n_test must be an integer in 1\.\.6 .*got 7"):
+        load_dataset("mnist", root=tmp_path, n_test=7)
