@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     record = make_record(
         command=shlex.join(["python", "-m", "experiments.mnist5k_results", *argv]),
         config=config_to_dict(config), metrics=metrics, experiment=args.experiment,
-        group="mnist5k", title="MNIST-5k (1000 test images): short CPU training, not converged",
+        group="mnist5k", title="MNIST-5k: short CPU runs, not converged",
         load_average_before=list(load_before), load_average_after=list(load_after),
         test_metrics={k: float(v) for k, v in run.items()}, num_samples=args.num_samples,
         test_images=len(test["x"]), resumed=args.resume,
