@@ -20,7 +20,6 @@ Short-training results, not converged ones.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -86,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     exp = build_experiment(config)
 
     # The test split that fit's final evaluation (the one recorded) sees: every n-th image.
-    test = {k: v[:: args.test_stride] for k, v in exp.dataset.arrays("test").items()}
-    dataset = dataclasses.replace(exp.dataset, test=test["x"], test_labels=test.get("label"))
+    if args.test_stride < 1:
+        parser.error(f"--test-stride must be a positive int, got {args.test_stride}")
+    dataset = exp.dataset.test_subset(slice(None, None, args.test_stride))
+    test = dataset.arrays("test")
     load_before = os.getloadavg()
     start = time.perf_counter()
     # The budget's SIGTERM stops training (fit catches it while training); one arriving later,

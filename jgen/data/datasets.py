@@ -91,6 +91,13 @@ class Dataset:
                 f"({self.vocabulary.size})"
             )
 
+    def test_subset(self, index: slice) -> Dataset:
+        """This data set with only ``test[index]`` (and the matching labels) as its test split,
+        e.g. ``slice(None, 10)`` for the first 10 examples or ``slice(None, None, 5)`` for every
+        fifth."""
+        labels = None if self.test_labels is None else self.test_labels[index]
+        return dataclasses.replace(self, test=self.test[index], test_labels=labels)
+
     @property
     def event_shape(self) -> tuple[int, ...]:
         """Shape of one example, e.g. ``(2,)`` for the toys or ``(28, 28, 1)`` for MNIST."""
@@ -199,8 +206,7 @@ def _first_test_examples(dataset: Dataset, n_test: int | None) -> Dataset:
             f"{dataset.name}: n_test must be an integer in 1..{available} (the test split's "
             f"size), got {n_test!r}"
         )
-    labels = None if dataset.test_labels is None else dataset.test_labels[:n_test]
-    return dataclasses.replace(dataset, test=dataset.test[:n_test], test_labels=labels)
+    return dataset.test_subset(slice(None, n_test))
 
 
 def _file_builder(name: str, loader: Callable, num_levels: int | None) -> Callable[..., Dataset]:

@@ -116,5 +116,8 @@ def test_file_based_sets_take_the_first_n_test_examples(tmp_path):
     np.testing.assert_array_equal(ds.test[..., 0], x_test[:4])
     np.testing.assert_array_equal(ds.test_labels, y_test[:4])
     assert len(load_dataset("mnist", root=tmp_path).test) == 6
+    every_other = load_dataset("mnist", root=tmp_path).test_subset(slice(None, None, 2))
+    np.testing.assert_array_equal(every_other.test[..., 0], x_test[::2])
+    np.testing.assert_array_equal(every_other.test_labels, y_test[::2])
     with pytest.raises(ValueError, match=r"n_test must be an integer in 1\.\.6 .*got 7"):
         load_dataset("mnist", root=tmp_path, n_test=7)
